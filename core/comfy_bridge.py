@@ -1,0 +1,212 @@
+"""The one module that talks to ComfyUI (``comfy.*`` and ``folder_paths``).
+
+Everything else in the pack asks this module for devices, dtypes, progress,
+interrupts and model folders, so the pack also runs without ComfyUI (tests,
+the demo, benches): then devices come from torch, progress from tqdm, and
+model folders from ``FACEADAPTER_MODELS_DIR`` (or :func:`set_models_dir`).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Optional
+
+import torch
+
+log = logging.getLogger("FaceAdapter")
+
+MODELS_DIR_ENV = "FACEADAPTER_MODELS_DIR"
+_standalone_models_dir: Optional[Path] = None
+
+
+@lru_cache(maxsize=None)
+def _comfy(name: str) -> Optional[ModuleType]:
+    """Import a ComfyUI module if we run inside ComfyUI, else None."""
+    if os.environ.get("FACEADAPTER_STANDALONE") == "1":
+        return None
+    try:
+        return importlib.import_module(name)
+    except Exception:  # not inside ComfyUI (or a broken one): run standalone
+        return None
+
+
+def in_comfyui() -> bool:
+    return _comfy("folder_paths") is not None and _comfy("comfy.model_management") is not None
+
+
+# ---------------------------------------------------------------- devices
+def torch_device() -> torch.device:
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        return mm.get_torch_device()
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def offload_device() -> torch.device:
+    mm = _comfy("comfy.model_management")
+    return mm.unet_offload_device() if mm is not None else torch.device("cpu")
+
+
+def preferred_dtype(device: Optional[torch.device] = None, allow_half: bool = True) -> torch.dtype:
+    """fp16/bf16 where the device runs them fast, fp32 on CPU."""
+    device = device or torch_device()
+    if not allow_half or device.type == "cpu":
+        return torch.float32
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        if mm.should_use_fp16(device):
+            return torch.float16
+        if mm.should_use_bf16(device):
+            return torch.bfloat16
+        return torch.float32
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16 if device.type == "mps" else torch.float32
+
+
+def soft_empty_cache() -> None:
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        mm.soft_empty_cache()
+    elif torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------- progress / interrupt
+class Progress:
+    """Progress over ``total`` steps: ComfyUI's bar inside ComfyUI, tqdm outside."""
+
+    def __init__(self, total: int, desc: str = "FaceAdapter"):
+        self.total = max(int(total), 1)
+        self.done = 0
+        utils = _comfy("comfy.utils")
+        self._bar: Any = utils.ProgressBar(self.total) if utils is not None else None
+        self._tqdm: Any = None
+        if self._bar is None and os.environ.get("FACEADAPTER_PROGRESS", "1") != "0":
+            try:
+                from tqdm import tqdm
+
+                self._tqdm = tqdm(total=self.total, desc=desc, leave=False, disable=None)
+            except ImportError:
+                self._tqdm = None
+
+    def update(self, n: int = 1) -> None:
+        self.done = min(self.done + n, self.total)
+        if self._bar is not None:
+            self._bar.update_absolute(self.done, self.total)
+        elif self._tqdm is not None:
+            self._tqdm.update(n)
+            if self.done >= self.total:
+                self._tqdm.close()
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+
+
+def progress(total: int, desc: str = "FaceAdapter") -> Progress:
+    return Progress(total, desc)
+
+
+def check_interrupt() -> None:
+    """Raise ComfyUI's interrupt exception if the user pressed Cancel."""
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+
+
+# ---------------------------------------------------------------- model folders
+def set_models_dir(path: Optional[os.PathLike | str]) -> None:
+    """Standalone only: the folder that plays ComfyUI's ``models/``."""
+    global _standalone_models_dir
+    _standalone_models_dir = Path(path).expanduser().resolve() if path else None
+
+
+def models_dir() -> Path:
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        return Path(fp.models_dir)
+    if _standalone_models_dir is not None:
+        return _standalone_models_dir
+    env = os.environ.get(MODELS_DIR_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path.cwd() / "models"
+
+
+def register_folder(kind: str, extensions: set[str]) -> None:
+    """Register our folder kind in ComfyUI, keeping paths users configured."""
+    fp = _comfy("folder_paths")
+    if fp is None:
+        return
+    default = os.path.join(fp.models_dir, kind)
+    existing = fp.folder_names_and_paths.get(kind)
+    paths = list(existing[0]) if existing else []
+    if default not in paths:
+        paths.append(default)
+    exts = set(existing[1]) if existing and existing[1] else set()
+    fp.folder_names_and_paths[kind] = (paths, exts | set(extensions) | set(fp.supported_pt_extensions))
+
+
+def folder_paths_for(kind: str) -> list[Path]:
+    """Every folder configured for ``kind`` (ComfyUI's list, or <models_dir>/<kind>)."""
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        try:
+            return [Path(p) for p in fp.get_folder_paths(kind)]
+        except KeyError:
+            return [Path(fp.models_dir) / kind]
+    return [models_dir() / kind]
+
+
+def filename_list(kind: str) -> list[str]:
+    """Files ComfyUI lists for ``kind`` (for dropdowns); standalone: a directory walk."""
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        try:
+            return list(fp.get_filename_list(kind))
+        except KeyError:
+            return []
+    names: list[str] = []
+    for root in folder_paths_for(kind):
+        if root.is_dir():
+            names += [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file()]
+    return names
+
+
+# ---------------------------------------------------------------- memory management
+def manage(module: torch.nn.Module, load_device: torch.device, offload: torch.device) -> Any:
+    """Wrap a network so ComfyUI can load/offload it with its own models (None outside)."""
+    patcher_mod = _comfy("comfy.model_patcher")
+    if patcher_mod is None:
+        return None
+    return patcher_mod.ModelPatcher(module, load_device=load_device, offload_device=offload)
+
+
+def load_managed(patcher: Any) -> None:
+    mm = _comfy("comfy.model_management")
+    if mm is not None and patcher is not None:
+        mm.load_models_gpu([patcher])
+
+
+def unload_managed(patchers: list[Any]) -> None:
+    """Drop ComfyUI's references to our patchers so their memory can go."""
+    mm = _comfy("comfy.model_management")
+    if mm is None:
+        return
+    for loaded in list(getattr(mm, "current_loaded_models", [])):
+        if any(loaded.model is p for p in patchers):
+            try:
+                loaded.model_unload()
+            except Exception:  # already gone
+                pass
+            mm.current_loaded_models.remove(loaded)
+    mm.soft_empty_cache()

@@ -1,0 +1,85 @@
+"""Where model files live: folder kinds, lookup, and errors that name the expected path."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Optional
+
+from . import comfy_bridge as bridge
+from .errors import MissingModelError
+from .manifest import ModelEntry, entries, entry
+
+# Our own folder kinds (registered in ComfyUI); stock kinds we reuse are not listed here.
+OWN_KINDS = {
+    "faceadapter": {".pth", ".mat", ".safetensors", ".bin", ".json"},
+    "fadm": {".pth", ".tar", ".safetensors"},
+    "insightface": {".onnx"},
+    "mediapipe": {".task"},
+}
+
+
+def register_model_folders() -> None:
+    """Inside ComfyUI: add our kinds, keeping any extra_model_paths.yaml entries."""
+    for kind, extensions in OWN_KINDS.items():
+        bridge.register_folder(kind, extensions)
+
+
+def candidate_paths(model: ModelEntry | str) -> list[Path]:
+    """Every path the manifest entry could be at, in search order."""
+    model = entry(model) if isinstance(model, str) else model
+    return [root / model.path for root in bridge.folder_paths_for(model.kind)]
+
+
+def find_model(model: ModelEntry | str) -> Optional[Path]:
+    for path in candidate_paths(model):
+        if path.exists():
+            return path
+    return None
+
+
+def require_model(model: ModelEntry | str) -> Path:
+    """Path of a manifest entry, or a MissingModelError naming where it should be."""
+    model = entry(model) if isinstance(model, str) else model
+    path = find_model(model)
+    if path is None:
+        raise MissingModelError(model.path, candidate_paths(model), model.kind, model.source, model.licence)
+    return path
+
+
+def resolve_user_file(kind: str, name: str, source: str = "") -> Path:
+    """A file picked in a dropdown (relative to a folder of ``kind``) or an absolute path."""
+    as_path = Path(name).expanduser()
+    if as_path.is_absolute():
+        if as_path.exists():
+            return as_path
+        raise MissingModelError(name, [as_path], kind, source)
+    tried = [root / name for root in bridge.folder_paths_for(kind)]
+    for path in tried:
+        if path.exists():
+            return path
+    raise MissingModelError(name, tried, kind, source)
+
+
+def _has_onnx(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("*.onnx"))
+
+
+def find_insightface_model_dir(name: str = "antelopev2") -> Path:
+    """insightface model folder, tolerating the common extra nested folder.
+
+    Conventional layout is ``models/insightface/models/<name>/*.onnx``; unzipping
+    the release archive into that folder gives ``.../<name>/<name>/*.onnx``,
+    which we accept too.
+    """
+    tried: list[Path] = []
+    for root in bridge.folder_paths_for("insightface"):
+        for candidate in (root / "models" / name, root / "models" / name / name, root / name):
+            tried.append(candidate)
+            if _has_onnx(candidate):
+                return candidate
+    source = next((e.source.rsplit("/", 1)[0] for e in entries().values() if e.id.startswith(f"insightface.{name}")), "")
+    raise MissingModelError(f"insightface '{name}' (*.onnx)", tried, "insightface", source,
+                            "insightface model zoo: non-commercial research use")
+
+
+def models_of_kind(kind: str) -> Iterable[ModelEntry]:
+    return (e for e in entries().values() if e.kind == kind)

@@ -1,0 +1,152 @@
+"""Typed face records: the payload of the pack's custom sockets.
+
+Every stage after detection speaks these types, so a node never has to guess
+what a tuple or dict means. Arrays are numpy (CPU, float32) because they are
+small and mostly feed OpenCV; images stay torch tensors in ComfyUI's layout.
+
+Coordinate conventions (all stages):
+- points are (x, y) pixels in the frame they belong to, origin top-left;
+- ``kps5`` order is the insightface/ArcFace order: the eye on the image's left,
+  the eye on the image's right, nose tip, left mouth corner, right mouth corner;
+- a crop transform ``matrix`` is a 2x3 affine mapping *frame* pixels to *crop*
+  pixels (the cv2.warpAffine forward matrix).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+# Names of dense landmark layouts a Face may carry.
+MEDIAPIPE_478 = "mediapipe478"
+IBUG_68 = "ibug68"
+INSIGHTFACE_106 = "insightface106"
+
+
+def transform_points(pts: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Map (N, 2+) points through a 2x3 affine; a z column is scaled like x.
+
+    z follows the linear part's mean scale so depth keeps x's pixel units after
+    a similarity (crops, downscaled detection)."""
+    pts = np.asarray(pts, dtype=np.float64)
+    m = np.asarray(matrix, dtype=np.float64)
+    xy = pts[:, :2] @ m[:, :2].T + m[:, 2]
+    if pts.shape[1] > 2:
+        scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+        return np.concatenate([xy, pts[:, 2:] * scale], axis=1)
+    return xy
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face in one frame."""
+
+    bbox: np.ndarray  # (4,) float32: x1, y1, x2, y2 in frame pixels
+    score: float
+    kps5: np.ndarray  # (5, 2) float32, ArcFace order (see module doc)
+    landmarks: Optional[np.ndarray] = None  # (N, 2) or (N, 3); z in pixel units when 3
+    landmark_format: Optional[str] = None  # MEDIAPIPE_478, IBUG_68, ...
+    embedding: Optional[np.ndarray] = None  # (512,) L2-normalised recognition vector
+    track_id: Optional[int] = None
+
+    @property
+    def area(self) -> float:
+        """Real box area (upstream sorts by a precedence bug; we do not)."""
+        x1, y1, x2, y2 = (float(v) for v in self.bbox)
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+    @property
+    def center(self) -> np.ndarray:
+        x1, y1, x2, y2 = self.bbox
+        return np.array([(x1 + x2) / 2.0, (y1 + y2) / 2.0], dtype=np.float32)
+
+    def with_track(self, track_id: int) -> "Face":
+        return replace(self, track_id=track_id)
+
+    def transformed(self, matrix: np.ndarray) -> "Face":
+        """The same face in another pixel frame (2x3 affine; bbox = hull of its mapped corners)."""
+        x1, y1, x2, y2 = (float(v) for v in self.bbox)
+        corners = transform_points(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]), matrix)
+        bbox = np.concatenate([corners.min(axis=0), corners.max(axis=0)]).astype(np.float32)
+        landmarks = None
+        if self.landmarks is not None:
+            landmarks = transform_points(self.landmarks, matrix).astype(np.float32)
+        kps5 = transform_points(self.kps5, matrix).astype(np.float32)
+        return replace(self, bbox=bbox, kps5=kps5, landmarks=landmarks)
+
+
+@dataclass(frozen=True)
+class FrameFaces:
+    """All faces found in one frame (possibly none)."""
+
+    height: int
+    width: int
+    faces: tuple[Face, ...] = ()
+
+
+@dataclass(frozen=True)
+class FaceBatch:
+    """FACES socket: per-frame detections for an IMAGE batch."""
+
+    frames: tuple[FrameFaces, ...]
+    backend: str = ""
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def count(self) -> int:
+        return sum(len(f.faces) for f in self.frames)
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """One face cut out of one frame, with the warp that made it."""
+
+    frame_index: int
+    face_index: int
+    matrix: np.ndarray  # (2, 3) float64 frame -> crop
+    size: int  # crops are square
+    face: Face  # the record the crop was made from (frame coordinates)
+
+    def inverse(self) -> np.ndarray:
+        """2x3 crop -> frame affine."""
+        m = np.vstack([np.asarray(self.matrix, dtype=np.float64), [0.0, 0.0, 1.0]])
+        return np.linalg.inv(m)[:2]
+
+    def to_crop(self, pts: np.ndarray) -> np.ndarray:
+        """Map (N, 2) frame points into this crop."""
+        return transform_points(np.asarray(pts)[:, :2], self.matrix)
+
+
+@dataclass(frozen=True)
+class CropBatch:
+    """CROP_TRANSFORMS socket: what Paste Faces needs to undo Crop Faces."""
+
+    crops: tuple[FaceCrop, ...]
+    frame_sizes: tuple[tuple[int, int], ...]  # (height, width) per source frame
+    mode: str = ""  # "faceadapter512", "aligned256", "aligned<N>"
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+
+class FaceAnalyzer(Protocol):
+    """What every face-analysis backend offers (FACE_ANALYSIS socket)."""
+
+    name: str
+    provider: str  # what actually ran: "mediapipe-cpu", "CPUExecutionProvider", ...
+
+    def detect(self, image_rgb: np.ndarray) -> FrameFaces:
+        """Find faces in one HxWx3 uint8 RGB frame."""
+        ...
+
+
+@dataclass(frozen=True)
+class FrameStatus:
+    """Per-frame outcome when a chosen face may be missing."""
+
+    found: tuple[bool, ...] = field(default_factory=tuple)
+
+    def missing(self) -> Sequence[int]:
+        return [i for i, ok in enumerate(self.found) if not ok]

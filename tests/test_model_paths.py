@@ -1,0 +1,69 @@
+"""Model folders, the manifest, and missing-model errors."""
+from __future__ import annotations
+
+import pytest
+
+from faceadapter_suite.core import comfy_bridge, errors, manifest, model_paths
+
+
+@pytest.fixture
+def models_dir(tmp_path):
+    comfy_bridge.set_models_dir(tmp_path)
+    yield tmp_path
+    comfy_bridge.set_models_dir(None)
+
+
+def test_manifest_is_complete():
+    entries = manifest.entries()
+    for required in ("net_id2token.pth", "net_image2token.pth", "net_seg_res18.pth", "controlnet",
+                     "pretrained_unet", "vision_encoder", "third_party/79999_iter.pth",
+                     "third_party/BFM_model_front.mat", "third_party/d3dfr_res50_nofc.pth",
+                     "third_party/insightface_glint360k.pth"):
+        assert any(e.kind == "faceadapter" and e.path == required for e in entries.values()), required
+    for required in ("diffusion.pth", "Facevid.pth", "FOMM.pth", "deca_model.tar"):
+        assert any(e.kind == "fadm" and e.path == required for e in entries.values()), required
+    for e in entries.values():
+        assert e.source and e.licence
+    nc = {e.id for e in entries.values() if e.non_commercial}
+    assert {"faceparsing.bisenet19", "faceadapter.bfm_front", "fadm.deca"} <= nc
+    assert any(i.startswith("insightface.") for i in nc)
+
+
+def test_missing_model_names_expected_path(models_dir):
+    with pytest.raises(errors.MissingModelError) as info:
+        model_paths.require_model("faceadapter.d3dfr_resnet50")
+    text = str(info.value)
+    expected = models_dir / "faceadapter" / "third_party" / "d3dfr_res50_nofc.pth"
+    assert str(expected) in text and "'faceadapter'" in text and "huggingface.co/FaceAdapter" in text
+    expected.parent.mkdir(parents=True)
+    expected.write_bytes(b"x")
+    assert model_paths.require_model("faceadapter.d3dfr_resnet50") == expected
+
+
+def test_insightface_dir_accepts_extra_nesting(models_dir):
+    with pytest.raises(errors.MissingModelError) as info:
+        model_paths.find_insightface_model_dir("antelopev2")
+    assert str(models_dir / "insightface" / "models" / "antelopev2") in str(info.value)
+    nested = models_dir / "insightface" / "models" / "antelopev2" / "antelopev2"
+    nested.mkdir(parents=True)
+    (nested / "scrfd_10g_bnkps.onnx").write_bytes(b"x")
+    assert model_paths.find_insightface_model_dir("antelopev2") == nested
+    flat = nested.parent
+    (flat / "scrfd_10g_bnkps.onnx").write_bytes(b"x")
+    assert model_paths.find_insightface_model_dir("antelopev2") == flat
+
+
+def test_env_var_models_dir(tmp_path, monkeypatch):
+    comfy_bridge.set_models_dir(None)
+    monkeypatch.setenv("FACEADAPTER_MODELS_DIR", str(tmp_path))
+    assert comfy_bridge.folder_paths_for("fadm") == [tmp_path / "fadm"]
+
+
+def test_standalone_device_and_dtype():
+    assert not comfy_bridge.in_comfyui()
+    assert comfy_bridge.preferred_dtype(comfy_bridge.torch.device("cpu")) == comfy_bridge.torch.float32
+    bar = comfy_bridge.progress(3)
+    for _ in range(3):
+        comfy_bridge.check_interrupt()
+        bar.update()
+    assert bar.done == 3

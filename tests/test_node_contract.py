@@ -1,0 +1,71 @@
+"""Every node class must satisfy ComfyUI's classic node contract."""
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from conftest import PACK
+
+NODES = sorted(PACK.NODE_CLASS_MAPPINGS.items())
+PRIMITIVES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+
+
+def test_every_stage_loaded():
+    from faceadapter_suite import nodes
+
+    assert nodes.SKIPPED_STAGES == {}, f"stages skipped in the test environment: {nodes.SKIPPED_STAGES}"
+    assert set(PACK.NODE_DISPLAY_NAME_MAPPINGS) == set(PACK.NODE_CLASS_MAPPINGS)
+
+
+@pytest.mark.parametrize("name,cls", NODES, ids=[n for n, _ in NODES])
+def test_node_contract(name, cls):
+    assert name.startswith("FaceAdapter"), "class keys are prefixed to avoid clashes with other packs"
+    spec = cls.INPUT_TYPES()
+    assert set(spec) <= {"required", "optional", "hidden"}
+    assert "required" in spec
+    for section in ("required", "optional"):
+        for input_name, entry in spec.get(section, {}).items():
+            assert isinstance(entry, tuple) and 1 <= len(entry) <= 2, input_name
+            kind = entry[0]
+            assert isinstance(kind, (str, list)), input_name
+            options = entry[1] if len(entry) == 2 else {}
+            assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+            if isinstance(kind, list):
+                assert kind, f"{name}.{input_name}: empty dropdown"
+                if "default" in options:
+                    assert options["default"] in kind
+            elif kind in ("INT", "FLOAT"):
+                assert options["min"] <= options["default"] <= options["max"], input_name
+    assert isinstance(cls.RETURN_TYPES, tuple)
+    names = getattr(cls, "RETURN_NAMES", None)
+    if names is not None:
+        assert len(names) == len(cls.RETURN_TYPES)
+    tips = getattr(cls, "OUTPUT_TOOLTIPS", None)
+    if cls.RETURN_TYPES:
+        assert tips and len(tips) == len(cls.RETURN_TYPES), f"{name}: OUTPUT_TOOLTIPS"
+    fn = getattr(cls, cls.FUNCTION)
+    assert callable(fn)
+    params = set(inspect.signature(fn).parameters) - {"self"}
+    declared = set(spec["required"]) | set(spec.get("optional", {})) | set(spec.get("hidden", {}))
+    accepts_kwargs = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    assert accepts_kwargs or declared <= params, f"{name}: inputs not accepted by {cls.FUNCTION}: {declared - params}"
+    assert isinstance(cls.DESCRIPTION, str) and len(cls.DESCRIPTION) > 20
+    assert cls.CATEGORY.startswith("FaceAdapter/")
+    assert name in PACK.NODE_DISPLAY_NAME_MAPPINGS
+
+
+def test_node_modules_do_no_comfy_imports():
+    """Only core/comfy_bridge.py may import comfy.* or folder_paths."""
+    import re
+    from pathlib import Path
+
+    root = Path(PACK.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if "tests" in path.parts or path.name == "comfy_bridge.py" or ".venv" in path.parts:
+            continue
+        text = path.read_text()
+        if re.search(r"^\s*(import|from)\s+(comfy|folder_paths)\b", text, re.M):
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []
