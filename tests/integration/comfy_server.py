@@ -1,0 +1,177 @@
+"""Start a real ComfyUI headless on 127.0.0.1 with the pack, and talk to it over HTTP/websocket.
+
+Used by the tier-2 tests only. The pack is added through an extra_model_paths.yaml
+``custom_nodes:`` entry and every ComfyUI folder (models, input, output, user) lives
+in a temporary base directory, so the ComfyUI tree is never written to.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+PACK_DIR_NAME = "comfyui-faceadapter-suite"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunResult:
+    prompt_id: str
+    messages: list[dict] = field(default_factory=list)
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m["data"] for m in self.messages if m.get("type") == kind]
+
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.of_type("execution_success"))
+
+    @property
+    def cached_nodes(self) -> set[str]:
+        return {n for m in self.of_type("execution_cached") for n in m.get("nodes", [])}
+
+    @property
+    def executed_nodes(self) -> set[str]:
+        return {m["node"] for m in self.of_type("executing") if m.get("node") is not None}
+
+    def error(self) -> Optional[dict]:
+        errors = self.of_type("execution_error")
+        return errors[0] if errors else None
+
+
+class ComfyServer:
+    def __init__(self, comfy_path: Path, python: str, workdir: Path, models: dict[str, Path] | None = None):
+        self.comfy_path, self.python, self.workdir = Path(comfy_path), python, Path(workdir)
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.client_id = uuid.uuid4().hex
+        self.log_path = self.workdir / "comfyui.log"
+        self.models_dir = self.workdir / "models"
+        self._proc: Optional[subprocess.Popen] = None
+        self._extra_models = models or {}
+
+    # ------------------------------------------------------------ lifecycle
+    def _write_config(self) -> Path:
+        packs = self.workdir / "packs"
+        packs.mkdir(parents=True, exist_ok=True)
+        link = packs / PACK_DIR_NAME
+        if not link.exists():
+            link.symlink_to(REPO, target_is_directory=True)
+        for sub in ("faceadapter", "fadm", "insightface", "mediapipe", "input", "output", "user", "custom_nodes"):
+            (self.workdir / ("models/" + sub if sub in ("faceadapter", "fadm", "insightface", "mediapipe") else sub)).mkdir(parents=True, exist_ok=True)
+        lines = ["faceadapter_tier2:", f"    custom_nodes: {packs}"]
+        for kind, path in self._extra_models.items():
+            lines.append(f"    {kind}: {path}")
+        config = self.workdir / "extra_model_paths.yaml"
+        config.write_text("\n".join(lines) + "\n")
+        return config
+
+    def start(self, timeout: float = 180.0) -> "ComfyServer":
+        config = self._write_config()
+        cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+               "--disable-auto-launch", "--base-directory", str(self.workdir),
+               "--extra-model-paths-config", str(config), "--database-url", "sqlite:///:memory:"]
+        env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        env.pop("FACEADAPTER_MODELS_DIR", None)
+        self._log = open(self.log_path, "w")
+        self._proc = subprocess.Popen(cmd, cwd=self.comfy_path, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self._proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                self.get("/system_stats", timeout=2)
+                return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                time.sleep(0.5)
+        raise TimeoutError(f"ComfyUI did not answer within {timeout}s:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # ------------------------------------------------------------ HTTP
+    def get(self, path: str, timeout: float = 30) -> Any:
+        with urllib.request.urlopen(self.base + path, timeout=timeout) as resp:
+            body = resp.read()
+        return json.loads(body) if body[:1] in (b"{", b"[") else body
+
+    def post(self, path: str, payload: dict, timeout: float = 30) -> Any:
+        req = urllib.request.Request(self.base + path, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"POST {path} -> {exc.code}: {exc.read().decode(errors='replace')[:4000]}") from exc
+        return json.loads(body) if body else None
+
+    def upload_image(self, png_path: Path) -> str:
+        boundary = uuid.uuid4().hex
+        data = png_path.read_bytes()
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{png_path.name}\"\r\n"
+                f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        req = urllib.request.Request(self.base + "/upload/image", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())["name"]
+
+    def view(self, image: dict) -> bytes:
+        query = urllib.parse.urlencode({k: image[k] for k in ("filename", "subfolder", "type")})
+        with urllib.request.urlopen(f"{self.base}/view?{query}", timeout=30) as resp:
+            return resp.read()
+
+    # ------------------------------------------------------------ running prompts
+    def run(self, prompt: dict, timeout: float = 600, workflow: Optional[dict] = None) -> RunResult:
+        """Queue an API-format prompt and collect websocket messages until it ends."""
+        import websocket  # websocket-client
+
+        ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?clientId={self.client_id}", timeout=timeout)
+        try:
+            payload: dict = {"prompt": prompt, "client_id": self.client_id}
+            if workflow is not None:
+                payload["extra_data"] = {"extra_pnginfo": {"workflow": workflow}}
+            reply = self.post("/prompt", payload)
+            assert not reply.get("node_errors"), reply
+            result = RunResult(reply["prompt_id"])
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                raw = ws.recv()
+                if isinstance(raw, bytes):
+                    continue  # binary preview frames
+                msg = json.loads(raw)
+                if msg.get("data", {}).get("prompt_id") not in (None, result.prompt_id):
+                    continue
+                result.messages.append(msg)
+                if msg["type"] in ("execution_success", "execution_error", "execution_interrupted"):
+                    return result
+            raise TimeoutError(f"prompt {result.prompt_id} did not finish in {timeout}s")
+        finally:
+            ws.close()
+
+    def history(self, prompt_id: str) -> dict:
+        return self.get(f"/history/{prompt_id}")[prompt_id]
