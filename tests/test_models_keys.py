@@ -1,0 +1,44 @@
+"""Every network matches the official checkpoint layout exactly: keys, order, shapes, dtypes,
+parameter count. Built on the meta device, so no memory or weights are needed."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from faceadapter_suite.models.adapting_area import AdaptingAreaPredictor
+from faceadapter_suite.models.bisenet import BiSeNet
+from faceadapter_suite.models.d3dfr import D3DFR
+
+NETWORKS = {
+    "faceadapter.d3dfr_resnet50": D3DFR,
+    "faceadapter.adapting_area_predictor": AdaptingAreaPredictor,
+    "faceparsing.bisenet19": BiSeNet,
+}
+
+
+def _layout(module: torch.nn.Module) -> dict[str, dict]:
+    return {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")}
+            for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_state_dict_layout_matches_official(name, official_keys):
+    with torch.device("meta"):
+        net = NETWORKS[name]()
+    official = official_keys[name]
+    mine = _layout(net)
+    missing = sorted(set(official["keys"]) - set(mine))
+    unexpected = sorted(set(mine) - set(official["keys"]))
+    assert not missing and not unexpected, (missing[:5], unexpected[:5])
+    wrong = {k: (mine[k], v) for k, v in official["keys"].items() if mine[k] != v}
+    assert not wrong, list(wrong.items())[:5]
+    assert list(mine) == list(official["keys"])  # same order as the official module
+    assert len(mine) == official["num_keys"]
+    assert sum(p.numel() for p in net.parameters()) == official["num_parameters"]
+
+
+def test_d3dfr_heads_keep_official_typo_and_sizes():
+    with torch.device("meta"):
+        net = D3DFR()
+    assert [h.out_channels for h in net.fianl_layers] == [80, 64, 80, 3, 27, 2, 1, 4]
+    assert all(h.in_channels == 2048 and h.kernel_size == (1, 1) for h in net.fianl_layers)
