@@ -1,0 +1,108 @@
+"""3D landmark projectors: source identity + target expression/pose -> 70 points.
+
+Two interchangeable implementations behind one small interface (FACE_RECONSTRUCTOR socket):
+- :class:`BfmProjector` - upstream-exact: D3DFR coefficients on the 256 aligned crops,
+  target coefficients with the source identity [0:80], BFM keypoints projected with the
+  upstream camera, plus two gaze points. Needs the (non-commercial) BFM and D3DFR files.
+- :class:`MeshProjector` - licence-clean default from the mediapipe 478-point mesh
+  (see spatial/projector_mesh.py for the method and its limits).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from ..core import comfy_bridge as bridge
+from ..core.cache import MODEL_CACHE, CachedModel
+from ..models.bfm import BFM, mix_coefficients
+from ..models.d3dfr import load_d3dfr
+from ..face.records import FaceBatch
+from .condition import FaceView, ProjectedLandmarks, nchw_unit
+
+
+class LandmarkProjector(Protocol):
+    method: str
+
+    def project(self, sources: Sequence[FaceView], targets: Sequence[FaceView]) -> np.ndarray:
+        """(N,70,2) float32 points, each in its target's 256 aligned frame."""
+        ...
+
+
+def _unique(views: Sequence[FaceView]) -> tuple[list[FaceView], list[int]]:
+    """Distinct view objects and each input's index among them (one source drives many frames)."""
+    order: dict[int, int] = {}
+    unique: list[FaceView] = []
+    index = []
+    for v in views:
+        if id(v) not in order:
+            order[id(v)] = len(unique)
+            unique.append(v)
+        index.append(order[id(v)])
+    return unique, index
+
+
+@dataclass
+class BfmProjector:
+    d3dfr: CachedModel
+    bfm: CachedModel
+    chunk: int = 16
+    method: str = "d3dfr_bfm"
+
+    @torch.no_grad()
+    def coefficients(self, views: Sequence[FaceView]) -> torch.Tensor:
+        """(N,261) D3DFR coefficients, computed once per distinct view, in chunks."""
+        net = self.d3dfr.ready()
+        unique, index = _unique(views)
+        out = []
+        for start in range(0, len(unique), self.chunk):
+            bridge.check_interrupt()
+            crops = [v.aligned256() for v in unique[start:start + self.chunk]]
+            out.append(net(nchw_unit(crops, self.d3dfr.device, self.d3dfr.dtype or torch.float32)).float().cpu())
+        coeffs = torch.cat(out) if out else torch.zeros(0, 261)
+        return coeffs[index]
+
+    @torch.no_grad()
+    def project(self, sources: Sequence[FaceView], targets: Sequence[FaceView]) -> np.ndarray:
+        mixed = mix_coefficients(self.coefficients(sources), self.coefficients(targets))
+        return self.bfm.ready().get_lm70(mixed).numpy().astype(np.float32)
+
+
+@dataclass
+class MeshProjector:
+    """Licence-clean projector; needs faces detected by the mediapipe backend (478-point mesh)."""
+
+    method: str = "mediapipe_mesh"
+    options: dict = field(default_factory=dict)
+
+    def project(self, sources: Sequence[FaceView], targets: Sequence[FaceView]) -> np.ndarray:
+        from .projector_mesh import project_mesh_70
+
+        return np.stack([project_mesh_70(s.face, t.face, t.frame_to_256, **self.options)
+                         for s, t in zip(sources, targets)]).astype(np.float32)
+
+
+def load_bfm_projector(d3dfr_path: Path, bfm_path: Path, device: Optional[torch.device] = None) -> BfmProjector:
+    """Both networks through the shared cache (D3DFR runs in fp32 like upstream's helper nets)."""
+    device = device or bridge.torch_device()
+    d3dfr = MODEL_CACHE.get("d3dfr_resnet50", [d3dfr_path], lambda: load_d3dfr(d3dfr_path, dtype=torch.float32),
+                            dtype=torch.float32, device=device)
+    bfm = MODEL_CACHE.get("bfm_front", [bfm_path], lambda: BFM.from_mat(bfm_path), dtype=torch.float32,
+                          device=torch.device("cpu"))
+    return BfmProjector(d3dfr, bfm)
+
+
+def project_pairs(projector: LandmarkProjector, targets: Sequence[Optional[FaceView]],
+                  sources: Sequence[Optional[FaceView]], target_faces: FaceBatch) -> ProjectedLandmarks:
+    """Project every frame where both faces exist; the others get NaN points and found=False."""
+    found = tuple(t is not None and s is not None for t, s in zip(targets, sources))
+    idx = [i for i, ok in enumerate(found) if ok]
+    pts = np.full((len(targets), 70, 2), np.nan, np.float32)
+    if idx:
+        bridge.check_interrupt()
+        pts[idx] = projector.project([sources[i] for i in idx], [targets[i] for i in idx])
+    sizes = tuple((f.height, f.width) for f in target_faces.frames)
+    return ProjectedLandmarks(pts, tuple(targets), tuple(sources), found, projector.method, sizes)
