@@ -1,0 +1,157 @@
+"""Face crops and their transforms: Face-Adapter's 512 box crop, the 5-point aligned crop.
+
+Every crop is described by a 2x3 frame->crop affine (records.FaceCrop) so any
+later stage (landmark drawing, paste-back) can map between frame and crop.
+The constants are Face-Adapter's (data/datasets_faceswap.py, infer.py): see the
+reference notes, section 1.2.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+import torch
+
+from .records import CropBatch, Face, FaceBatch, FaceCrop
+
+# Face-Adapter's mean_face_lm5p_256 (the ArcFace 112 template, x' = 2x + 16, y' = 2y).
+TEMPLATE_256 = np.array(
+    [[92.59, 103.39], [163.06, 103.00], [128.05, 143.47], [99.10, 184.73], [157.46, 184.41]], dtype=np.float64
+)
+# The standard ArcFace 112x112 five-point template (recognition input framing).
+ARCFACE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+
+FACEADAPTER_512 = "faceadapter512"
+ALIGNED_256 = "aligned256"
+CROP_RATIO = 0.81  # Face-Adapter's default crop_ratio
+BOX_INNER = (80.0, 432.0)  # where the square lands inside the 512 canvas
+CROP_MODES = ("faceadapter_512", "aligned_256", "aligned_custom", "arcface_custom")
+
+StepFn = Optional[Callable[[], None]]
+
+
+def similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares 4-DOF similarity (scale, rotation, shift) mapping src -> dst, as 2x3.
+
+    Solved as a linear system in (a, b, tx, ty) with x' = a x - b y + tx,
+    y' = b x + a y + ty; no reflection can occur.
+    """
+    src = np.asarray(src, dtype=np.float64)[:, :2]
+    dst = np.asarray(dst, dtype=np.float64)[:, :2]
+    if len(src) != len(dst) or len(src) < 2:
+        raise ValueError("similarity_lstsq needs two matching point sets of at least 2 points")
+    n = len(src)
+    a = np.zeros((2 * n, 4))
+    a[0::2] = np.column_stack([src[:, 0], -src[:, 1], np.ones(n), np.zeros(n)])
+    a[1::2] = np.column_stack([src[:, 1], src[:, 0], np.zeros(n), np.ones(n)])
+    p = np.linalg.lstsq(a, dst.reshape(-1), rcond=None)[0]
+    return np.array([[p[0], -p[1], p[2]], [p[1], p[0], p[3]]], dtype=np.float64)
+
+
+def faceadapter512_matrix(bbox: np.ndarray, crop_ratio: float = CROP_RATIO, size: int = 512) -> np.ndarray:
+    """Face-Adapter's box crop: a square of side 2*crop_ratio*box width, centred on the box,
+    mapped onto [80, 432] of a 512 canvas (scaled with ``size``).
+
+    Upstream takes max(w, w) (height ignored); we keep that so crops match.
+    """
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    side = max(2.0 * crop_ratio * (x2 - x1), 1.0)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    lo, hi = (v * size / 512.0 for v in BOX_INNER)
+    s = (hi - lo) / side
+    return np.array([[s, 0.0, lo - s * (cx - side / 2.0)], [0.0, s, lo - s * (cy - side / 2.0)]])
+
+
+def template_points(size: int, template: str = "faceadapter") -> np.ndarray:
+    """The five template points for a square crop of ``size``.
+
+    "faceadapter" keeps mean_face_lm5p_256's framing at any size; "arcface"
+    keeps the 112 recognition framing."""
+    if template == "faceadapter":
+        return TEMPLATE_256 * (size / 256.0)
+    if template == "arcface":
+        return ARCFACE_112 * (size / 112.0)
+    raise ValueError(f"unknown template {template!r}; use 'faceadapter' or 'arcface'")
+
+
+def aligned_matrix(kps5: np.ndarray, size: int = 256, template: str = "faceadapter") -> np.ndarray:
+    """Frame -> crop similarity that best puts the five keypoints on the template."""
+    return similarity_lstsq(kps5, template_points(size, template))
+
+
+def alignment_error(face: Face, matrix: np.ndarray, size: int, template: str = "faceadapter") -> float:
+    """Mean distance (crop px) between the mapped keypoints and the template points."""
+    mapped = np.asarray(face.kps5, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+    return float(np.linalg.norm(mapped - template_points(size, template), axis=1).mean())
+
+
+def crop_size(mode: str, size: int = 512) -> int:
+    """Side of the crops a CROP_MODES entry makes (``size`` only for the custom modes)."""
+    return {"faceadapter_512": 512, "aligned_256": 256}.get(mode, int(size))
+
+
+def crop_matrix(face: Face, mode: str, size: int = 512, crop_ratio: float = CROP_RATIO) -> tuple[np.ndarray, int, str]:
+    """(matrix, crop size, CropBatch.mode name) for one face and a CROP_MODES entry."""
+    if mode == "faceadapter_512":
+        return faceadapter512_matrix(face.bbox, crop_ratio, 512), 512, FACEADAPTER_512
+    if mode == "aligned_256":
+        return aligned_matrix(face.kps5, 256), 256, ALIGNED_256
+    if mode == "aligned_custom":
+        return aligned_matrix(face.kps5, size), size, f"aligned{size}"
+    if mode == "arcface_custom":
+        return aligned_matrix(face.kps5, size, "arcface"), size, f"arcface{size}"
+    raise ValueError(f"unknown crop mode {mode!r}; choose one of {', '.join(CROP_MODES)}")
+
+
+def warp_to_crop(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Cut a square crop out of a frame (INTER_LINEAR, black outside the frame, as upstream)."""
+    return cv2.warpAffine(frame, np.asarray(matrix, np.float64), (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def frame_rgb(image: torch.Tensor, index: int) -> np.ndarray:
+    """One IMAGE frame as float32 HxWx3 (gray expanded, alpha dropped), a copy we may edit."""
+    frame = image[index].detach().to("cpu", torch.float32)
+    channels = frame.shape[-1]
+    if channels == 1:
+        frame = frame.expand(-1, -1, 3)
+    elif channels == 4:
+        frame = frame[..., :3]
+    elif channels != 3:
+        raise ValueError(f"IMAGE must have 1, 3 or 4 channels, got {channels}")
+    return np.array(frame.numpy(), dtype=np.float32, copy=True)
+
+
+def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_512", size: int = 512,
+               crop_ratio: float = CROP_RATIO, step: StepFn = None) -> tuple[torch.Tensor, CropBatch]:
+    """Crop every face of ``faces`` out of the IMAGE batch, frame by frame.
+
+    Returns IMAGE crops [N, S, S, 3] (frame-major order) and the CROP_TRANSFORMS
+    that undo them. Only one frame is held as float at a time.
+    """
+    if image.shape[0] != len(faces):
+        raise ValueError(f"IMAGE has {image.shape[0]} frames but FACES describes {len(faces)}")
+    plans: list[FaceCrop] = []
+    mode_name = ""
+    for fi, frame_faces in enumerate(faces.frames):
+        for j, face in enumerate(frame_faces.faces):
+            matrix, out_size, mode_name = crop_matrix(face, mode, size, crop_ratio)
+            plans.append(FaceCrop(frame_index=fi, face_index=j, matrix=matrix, size=out_size, face=face))
+    out_size = crop_size(mode, size)
+    crops = torch.zeros((len(plans), out_size, out_size, 3), dtype=torch.float32)
+    k = 0
+    for fi in range(len(faces)):
+        todo = [p for p in plans if p.frame_index == fi]
+        if todo:
+            frame = frame_rgb(image, fi)
+            for plan in todo:
+                crops[k] = torch.from_numpy(warp_to_crop(frame, plan.matrix, plan.size))
+                k += 1
+        if step is not None:
+            step()
+    sizes = tuple((int(f.height), int(f.width)) for f in faces.frames)
+    return crops.clamp_(0.0, 1.0), CropBatch(crops=tuple(plans), frame_sizes=sizes, mode=mode_name)
