@@ -100,7 +100,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int
     return keep
 
 
-def strongest(faces: list[Face], max_faces: int) -> tuple[Face, ...]:
-    """Faces by descending score, at most ``max_faces`` (0 = all)."""
-    faces = sorted(faces, key=lambda f: -f.score)
+MIN_FACE_SIZE = 16.0  # px: smaller boxes cannot be aligned or cropped meaningfully
+
+
+def strongest(faces: list[Face], max_faces: int, min_size: float = MIN_FACE_SIZE) -> tuple[Face, ...]:
+    """Faces by descending score, at most ``max_faces`` (0 = all), none narrower than ``min_size`` px."""
+    faces = sorted((f for f in faces if float(f.bbox[2] - f.bbox[0]) >= min_size), key=lambda f: -f.score)
     return tuple(faces[:max_faces] if max_faces > 0 else faces)

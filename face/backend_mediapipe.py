@@ -19,7 +19,7 @@ from typing import Callable, Optional, Union
 import cv2
 import numpy as np
 
-from .analysis import box_iou, strongest
+from .analysis import MIN_FACE_SIZE, box_iou, strongest
 from .records import MEDIAPIPE_478, Face, FrameFaces, transform_points
 
 # Mesh indices that give the ArcFace-order five points. Iris centres are what
@@ -125,7 +125,8 @@ class MediaPipeAnalyzer:
                                                     interpolation=cv2.INTER_AREA)
         result = self._detector.process(small)
         faces = []
-        for det in strongest_detections(result.detections or [], self.max_faces):
+        usable = [d for d in result.detections or [] if d.location_data.relative_bounding_box.width * w >= MIN_FACE_SIZE]
+        for det in strongest_detections(usable, self.max_faces):
             box = det.location_data.relative_bounding_box
             bbox = np.array([box.xmin * w, box.ymin * h, (box.xmin + box.width) * w, (box.ymin + box.height) * h],
                             np.float32)

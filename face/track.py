@@ -83,13 +83,15 @@ class FaceTracker:
 
     A detection continues a track when their boxes overlap or are close (after a
     constant-velocity prediction) and their appearance agrees; with recognition
-    embeddings a person who left for a while is recognised again (``reid``).
+    embeddings a person who left for a while is recognised again (``reid_similarity``)
+    and two people never swap ids however close their boxes get (``different_below``).
     Tracks unseen for more than ``max_age`` frames are otherwise forgotten.
     """
 
     def __init__(self, max_age: int = 30, appearance_weight: float = 1.0, reid_similarity: float = 0.5,
-                 smoothing: Optional[OneEuroParams] = None):
+                 different_below: float = 0.2, smoothing: Optional[OneEuroParams] = None):
         self.max_age = int(max_age)
+        self.different_below = float(different_below)
         self.appearance_weight = float(appearance_weight)
         self.reid_similarity = float(reid_similarity)
         self.smoothing = smoothing
@@ -110,6 +112,8 @@ class FaceTracker:
         recognised = metric == "embedding" and similarity >= self.reid_similarity
         if not (near or recognised):
             return None
+        if metric == "embedding" and similarity < self.different_below:
+            return None  # recognition says: another person, however close the boxes are
         weight = self.appearance_weight * (1.0 if metric == "embedding" else 0.5)
         return iou + 0.5 * proximity + weight * similarity
 

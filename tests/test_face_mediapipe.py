@@ -1,0 +1,109 @@
+"""mediapipe backend on real photos with the real models shipped in the wheel (offline)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from test_face_support import detected, mediapipe_available, mp_analyzer, photo, photo_image
+
+from faceadapter_suite.face import analysis
+from faceadapter_suite.face.backend_mediapipe import kps5_from_blazeface, kps5_from_mesh
+from faceadapter_suite.face.records import MEDIAPIPE_478
+
+pytestmark = mediapipe_available
+
+
+@pytest.mark.parametrize("name,minimum,maximum", [("astronaut", 1, 1), ("grace_hopper", 1, 1),
+                                                   ("tom_hanks", 1, 1), ("t1", 3, 10)])
+def test_face_counts_on_real_photos(name, minimum, maximum):
+    faces = detected(name).faces
+    assert minimum <= len(faces) <= maximum
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper", "tom_hanks", "t1"])
+def test_records_carry_mesh_in_frame_pixels(name):
+    frame = detected(name)
+    h, w = photo(name).shape[:2]
+    assert (frame.height, frame.width) == (h, w)
+    for face in frame.faces:
+        assert face.landmark_format == MEDIAPIPE_478 and face.landmarks.shape == (478, 3)
+        x1, y1, x2, y2 = face.bbox
+        inside = ((face.kps5[:, 0] > x1) & (face.kps5[:, 0] < x2) & (face.kps5[:, 1] > y1) & (face.kps5[:, 1] < y2))
+        assert inside.all(), "five points lie inside the face box"
+        # ArcFace order on upright faces: image-left eye first, mouth below the eyes.
+        assert face.kps5[0, 0] < face.kps5[1, 0] and face.kps5[3, 0] < face.kps5[4, 0]
+        assert face.kps5[3:, 1].mean() > face.kps5[:2, 1].mean()
+        # z is in x's pixel units: the mesh depth range is comparable to the face width.
+        depth = np.ptp(face.landmarks[:, 2])
+        assert 0.2 * (x2 - x1) < depth < 1.5 * (x2 - x1)
+        np.testing.assert_allclose(kps5_from_mesh(face.landmarks), face.kps5, atol=1e-4)
+
+
+def test_blazeface_fallback_points_follow_the_template_shape():
+    six = np.array([[100, 100], [140, 100], [120, 125], [120, 150], [80, 110], [160, 110]], np.float32)
+    kps = kps5_from_blazeface(six)
+    assert kps[3, 0] < 120 < kps[4, 0] and np.allclose(kps[3:, 1], 150)
+    assert np.isclose(kps[4, 0] - kps[3, 0], 0.828 * 40, atol=0.1)
+
+
+def test_tiny_image_has_no_usable_face_and_does_not_crash():
+    """BlazeFace does fire on a 32x32 thumbnail, but a 5 px face is below MIN_FACE_SIZE."""
+    tiny = cv2.resize(photo("astronaut"), (32, 32), interpolation=cv2.INTER_AREA)
+    frame = mp_analyzer().detect(tiny)
+    assert frame.faces == () and (frame.height, frame.width) == (32, 32)
+
+
+def test_blank_image_has_no_face():
+    assert mp_analyzer().detect(np.full((256, 256, 3), 127, np.uint8)).faces == ()
+
+
+def test_6000x4000_frame_is_detected_at_native_coordinates():
+    small = detected("astronaut").faces[0]
+    big = np.zeros((4000, 6000, 3), np.uint8)
+    patch = cv2.resize(photo("astronaut"), (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    big[1000:3048, 2500:4548] = patch
+    faces = mp_analyzer().detect(big).faces
+    assert len(faces) == 1
+    expected = small.kps5 * 4.0 + np.array([2500, 1000])
+    assert np.abs(faces[0].kps5 - expected).max() < 12.0, "native-resolution keypoints (about 1.5 px at 512)"
+
+
+def test_gray_and_rgba_images_go_through_image_to_uint8():
+    rgb = photo_image("grace_hopper")
+    gray = rgb.mean(dim=-1, keepdim=True)
+    rgba = torch.cat([rgb, torch.ones_like(rgb[..., :1])], dim=-1)
+    for image in (gray, rgba):
+        before = image.clone()
+        batch = analysis.detect_batch(mp_analyzer(), image)
+        assert len(batch) == 1 and len(batch.frames[0].faces) == 1
+        assert torch.equal(image, before), "inputs are never modified"
+
+
+def test_batch_with_faceless_frames():
+    face = photo_image("astronaut")
+    blank = torch.zeros_like(face)
+    batch = analysis.detect_batch(mp_analyzer(), torch.cat([face, blank, face]))
+    assert [len(f.faces) for f in batch.frames] == [1, 0, 1]
+    assert batch.backend == "mediapipe" and batch.count() == 2
+
+
+def test_loader_lists_only_importable_backends(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    assert analysis.available_backends() == ["mediapipe"]
+    with pytest.raises(ImportError, match="onnxruntime"):
+        analysis.load_analyzer("insightface", model_dir=".")
+
+
+def test_tasks_api_without_model_file_names_the_fix(monkeypatch):
+    import mediapipe as mp
+
+    from faceadapter_suite.face.backend_mediapipe import MediaPipeAnalyzer
+
+    monkeypatch.delattr(mp, "solutions", raising=False)
+    with pytest.raises(FileNotFoundError, match="face_landmarker.task"):
+        MediaPipeAnalyzer(task_file=None)
