@@ -125,7 +125,7 @@ class FaceAdapterPredictAdaptingArea:
                 "faceparsing.bisenet19").source))
             area = area_ops.swap_area(net, landmarks, step=bar.update)
         else:
-            area = area_ops.hull_area(landmarks, step=bar.update)
+            area = area_ops.hull_area(landmarks, task, step=bar.update)
         preview = mask_overlay(landmarks.crops("target" if task == "swap" else "source"), area.numpy())
         return (area, uint8_to_image(preview))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+import cv2
 import numpy as np
 import torch
 
@@ -18,7 +19,9 @@ from ..core.cache import MODEL_CACHE, CachedModel
 from ..core.loading import load_state_dict, load_weights_into
 from ..models.adapting_area import AdaptingAreaPredictor
 from ..models.bisenet import BiSeNet
-from .condition import CROP, ProjectedLandmarks, nchw_unit
+from ..face.records import MEDIAPIPE_478, transform_points
+from .condition import CROP, FaceView, ProjectedLandmarks, nchw_unit
+from .mesh_topology import mesh_to_points70
 from .masks import adapting_area_mask, blend_mask, landmark_hull_mask, parsing_labels, swap_mask_from_labels
 
 METHODS = ("auto", "adapting_area_net", "face_parsing", "landmark_hull")
@@ -78,12 +81,42 @@ def swap_area(net: CachedModel, landmarks: ProjectedLandmarks, chunk: int = 8,
     return _run_chunks(landmarks, chunk, run, step)
 
 
-def hull_area(landmarks: ProjectedLandmarks, step: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+def source_face_points(view: FaceView) -> np.ndarray:
+    """(N,2) outline points of the source's own face in its 512 crop: the 68 iBUG points from the
+    mediapipe mesh when present, else the box corners (D3DFR path faces may carry no mesh)."""
+    face = view.face
+    if face.landmark_format == MEDIAPIPE_478 and face.landmarks is not None:
+        points = mesh_to_points70(face.landmarks)[:68, :2]
+    else:
+        x1, y1, x2, y2 = face.bbox
+        points = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float64)
+    return transform_points(points, view.matrix512)
+
+
+def hull_area(landmarks: ProjectedLandmarks, task: str = "swap",
+              step: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+    """Landmark-hull fallback. For reenactment the source's own face region is added, so the
+    source face does not survive next to the re-posed one (the seg-UNet learns that union)."""
     def run(part: list[int]) -> torch.Tensor:
         warps = np.stack([landmarks.targets[i].warp256 for i in part])
-        return landmark_hull_mask(landmarks.pts70[part], CROP, warp_mat256=warps)
+        mask = landmark_hull_mask(landmarks.pts70[part], CROP, warp_mat256=warps)
+        if task == "reenact":
+            for row, i in enumerate(part):
+                own = source_face_points(landmarks.sources[i])
+                if len(own) == 68:
+                    extra = landmark_hull_mask(own[None], CROP)
+                else:
+                    extra = _polygon_mask(own)
+                mask[row] = torch.maximum(mask[row], extra[0])
+        return mask
 
     return _run_chunks(landmarks, 16, run, step)
+
+
+def _polygon_mask(points: np.ndarray) -> torch.Tensor:
+    canvas = np.zeros((CROP, CROP), np.uint8)
+    cv2.fillConvexPoly(canvas, cv2.convexHull(np.round(points).astype(np.int32)), 1)
+    return torch.from_numpy(canvas).float()[None, None]
 
 
 def paste_blend_mask(area: torch.Tensor) -> torch.Tensor:

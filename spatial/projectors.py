@@ -9,7 +9,7 @@ Two interchangeable implementations behind one small interface (FACE_RECONSTRUCT
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Protocol, Sequence
 
@@ -76,12 +76,11 @@ class MeshProjector:
     """Licence-clean projector; needs faces detected by the mediapipe backend (478-point mesh)."""
 
     method: str = "mediapipe_mesh"
-    options: dict = field(default_factory=dict)
 
     def project(self, sources: Sequence[FaceView], targets: Sequence[FaceView]) -> np.ndarray:
-        from .projector_mesh import project_mesh_70
+        from .projector_mesh import project_landmarks_mesh
 
-        return np.stack([project_mesh_70(s.face, t.face, t.frame_to_256, **self.options)
+        return np.stack([project_landmarks_mesh(s.face, t.face, t.frame_to_256).points
                          for s, t in zip(sources, targets)]).astype(np.float32)
 
 
