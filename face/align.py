@@ -107,14 +107,19 @@ def crop_matrix(face: Face, mode: str, size: int = 512, crop_ratio: float = CROP
     raise ValueError(f"unknown crop mode {mode!r}; choose one of {', '.join(CROP_MODES)}")
 
 
-def warp_to_crop(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Cut a square crop out of a frame (INTER_LINEAR, black outside the frame, as upstream)."""
-    return cv2.warpAffine(frame, np.asarray(matrix, np.float64), (size, size), flags=cv2.INTER_LINEAR,
+def warp_to_crop(frame: np.ndarray, matrix: np.ndarray, size: int, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Cut a square crop out of a frame (INTER_LINEAR, black outside the frame, as upstream).
+
+    ``out`` (size x size x C, the frame's dtype) receives the crop without an extra copy."""
+    return cv2.warpAffine(frame, np.asarray(matrix, np.float64), (size, size), dst=out, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def frame_rgb(image: torch.Tensor, index: int) -> np.ndarray:
-    """One IMAGE frame as float32 HxWx3 (gray expanded, alpha dropped), a copy we may edit."""
+def frame_rgb(image: torch.Tensor, index: int, writable: bool = True) -> np.ndarray:
+    """One IMAGE frame as float32 HxWx3 (gray expanded, alpha dropped).
+
+    ``writable`` gives a private copy (paste edits it); otherwise a read-only view
+    where the layout allows, to save a full-frame copy per crop."""
     frame = image[index].detach().to("cpu", torch.float32)
     channels = frame.shape[-1]
     if channels == 1:
@@ -123,7 +128,12 @@ def frame_rgb(image: torch.Tensor, index: int) -> np.ndarray:
         frame = frame[..., :3]
     elif channels != 3:
         raise ValueError(f"IMAGE must have 1, 3 or 4 channels, got {channels}")
-    return np.array(frame.numpy(), dtype=np.float32, copy=True)
+    array = frame.numpy()
+    if writable or not array.flags.c_contiguous:
+        return np.array(array, dtype=np.float32, copy=True, order="C")
+    array = array.view()
+    array.flags.writeable = False
+    return array
 
 
 def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_512", size: int = 512,
@@ -131,7 +141,8 @@ def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_5
     """Crop every face of ``faces`` out of the IMAGE batch, frame by frame.
 
     Returns IMAGE crops [N, S, S, 3] (frame-major order) and the CROP_TRANSFORMS
-    that undo them. Only one frame is held as float at a time.
+    that undo them. Frames are read in place, one at a time; crops are warped
+    straight into the output tensor.
     """
     if image.shape[0] != len(faces):
         raise ValueError(f"IMAGE has {image.shape[0]} frames but FACES describes {len(faces)}")
@@ -142,16 +153,16 @@ def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_5
             matrix, out_size, mode_name = crop_matrix(face, mode, size, crop_ratio)
             plans.append(FaceCrop(frame_index=fi, face_index=j, matrix=matrix, size=out_size, face=face))
     out_size = crop_size(mode, size)
-    crops = torch.zeros((len(plans), out_size, out_size, 3), dtype=torch.float32)
+    crops = torch.empty((len(plans), out_size, out_size, 3), dtype=torch.float32)
     k = 0
     for fi in range(len(faces)):
         todo = [p for p in plans if p.frame_index == fi]
         if todo:
-            frame = frame_rgb(image, fi)
+            frame = frame_rgb(image, fi, writable=False)
             for plan in todo:
-                crops[k] = torch.from_numpy(warp_to_crop(frame, plan.matrix, plan.size))
+                warp_to_crop(frame, plan.matrix, plan.size, out=crops[k].numpy())
                 k += 1
         if step is not None:
             step()
     sizes = tuple((int(f.height), int(f.width)) for f in faces.frames)
-    return crops.clamp_(0.0, 1.0), CropBatch(crops=tuple(plans), frame_sizes=sizes, mode=mode_name)
+    return crops, CropBatch(crops=tuple(plans), frame_sizes=sizes, mode=mode_name)

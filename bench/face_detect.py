@@ -1,0 +1,147 @@
+"""Face analysis: per-frame cost of detect+select+crop against the bare mediapipe calls, and memory
+for short vs long videos (the frame loop must keep working memory flat).
+
+- time ratio: our mediapipe backend (BlazeFace + a mesh pass per face) + select + 512 crop, per
+  frame, divided by the same two mediapipe models called directly on the frame (goal <= 1.5);
+  also against the mesh call alone. The video has one face; the sample photos include t1, where
+  we run one mesh pass per face (3) while the bare mesh call finds none of them.
+- memory: peak RSS of detect+select+crop+paste on 16 and 256 frames of 512x512, each in a fresh
+  process, above the RSS just before the call (peak mark reset), minus the outputs' own bytes
+  (crops, frames, masks: proportional to the frame count by nature). Goal: this working memory
+  grows <= 10 % from 16 to 256 frames.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from _common import PACK, emit  # noqa: F401  (imports the pack as faceadapter_suite)
+
+from faceadapter_suite.core.images import uint8_to_image
+from faceadapter_suite.face import align, analysis, paste, sample_photos, select
+
+
+def video(frames: int, size: int = 512) -> np.ndarray:
+    """A real photo drifting and zooming: a synthetic camera move, uint8 [N, size, size, 3]."""
+    import cv2
+
+    rgb = cv2.resize(sample_photos.load_sample("astronaut"), (size, size), interpolation=cv2.INTER_AREA)
+    out = np.empty((frames, size, size, 3), np.uint8)
+    for i in range(frames):
+        s = 1.0 + 0.1 * np.sin(i / 9.0)
+        dx, dy = 12.0 * np.sin(i / 7.0), 8.0 * np.cos(i / 11.0)
+        m = np.array([[s, 0.0, dx - (s - 1) * size / 2], [0.0, s, dy - (s - 1) * size / 2]])
+        out[i] = cv2.warpAffine(rgb, m, (size, size), borderMode=cv2.BORDER_REFLECT)
+    return out
+
+
+def _status_mb(field: str) -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def reset_peak() -> float:
+    """Reset the kernel's peak-RSS mark (Linux) and return the current RSS in MB."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return _status_mb("VmRSS")
+
+
+def peak_mb() -> float:
+    peak = _status_mb("VmHWM")
+    return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def child_memory(frames: int) -> dict:
+    """Run in a fresh process: peak RSS growth of the whole frame loop on ``frames`` frames."""
+    analyzer = analysis.load_analyzer("mediapipe")
+    image = uint8_to_image(video(frames))
+    analyzer.detect(video(1)[0])  # warm the graphs
+    before = reset_peak()
+    faces = analysis.detect_batch(analyzer, image)
+    chosen, _ = select.select_faces(faces, "largest")
+    crops, transforms = align.crop_batch(image, chosen, "faceadapter_512")
+    out, mask = paste.paste_batch(image, crops, transforms)
+    outputs_mb = sum(t.numel() * t.element_size() for t in (crops, out, mask)) / 2 ** 20
+    peak = peak_mb()
+    return {"frames": frames, "faces": chosen.count(), "input_mb": round(image.numel() * 4 / 2 ** 20, 1),
+            "outputs_mb": round(outputs_mb, 1), "peak_rss_mb": round(peak, 1),
+            "working_mb": round(peak - before - outputs_mb, 1)}
+
+
+def timing(frames: int = 48) -> dict:
+    import mediapipe as mp
+
+    clip = video(frames)
+    photos = [sample_photos.load_sample(n) for n in sample_photos.SAMPLE_NAMES]
+    detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+    mesher = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True)
+    analyzer = analysis.load_analyzer("mediapipe")
+
+    def bare(rgbs, with_detector=True):
+        for rgb in rgbs:
+            if with_detector:
+                detector.process(rgb)
+            mesher.process(rgb)
+
+    def ours(images):
+        for image in images:  # one frame per call; the nodes get IMAGE tensors, converted beforehand
+            faces = analysis.detect_batch(analyzer, image)
+            chosen, _ = select.select_faces(faces, "largest")
+            if chosen.count():
+                align.crop_batch(image, chosen, "faceadapter_512")
+
+    results = {}
+    for label, rgbs in (("video_512", list(clip)), ("sample_photos", photos * 8)):
+        images = [uint8_to_image(rgb) for rgb in rgbs]
+        bare(rgbs[:4]), ours(images[:4])  # warm-up
+        t_bare = min(_time(lambda: bare(rgbs)) for _ in range(5)) / len(rgbs)
+        t_mesh = min(_time(lambda: bare(rgbs, False)) for _ in range(5)) / len(rgbs)
+        t_ours = min(_time(lambda: ours(images)) for _ in range(5)) / len(rgbs)
+        results[label] = {"frames": len(rgbs), "ms_per_frame_ours": round(t_ours * 1e3, 2),
+                          "ms_per_frame_bare_detection_plus_mesh": round(t_bare * 1e3, 2),
+                          "ms_per_frame_bare_mesh_only": round(t_mesh * 1e3, 2),
+                          "ratio_vs_bare_detection_plus_mesh": round(t_ours / t_bare, 3),
+                          "ratio_vs_bare_mesh_only": round(t_ours / t_mesh, 3)}
+    return results
+
+
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--memory":
+        print(json.dumps(child_memory(int(sys.argv[2]))))
+        return
+    times = timing()
+    memory = []
+    for frames in (16, 256):
+        run = subprocess.run([sys.executable, __file__, "--memory", str(frames)], capture_output=True, text=True,
+                             check=True)
+        memory.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    short, long = memory
+    growth = (long["working_mb"] - short["working_mb"]) / max(short["working_mb"], 1.0)
+    emit("face_detect", {
+        "time": times,
+        "time_goal": "ratio_vs_bare_detection_plus_mesh <= 1.5",
+        "memory": memory,
+        "working_memory_growth_16_to_256": round(growth, 3),
+        "memory_goal": "working_memory_growth_16_to_256 <= 0.10",
+    })
+
+
+if __name__ == "__main__":
+    main()
