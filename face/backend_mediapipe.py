@@ -172,6 +172,12 @@ class MediaPipeAnalyzer:
                               landmark_format=MEDIAPIPE_478))
         return faces
 
+    def __del__(self) -> None:  # ComfyUI drops a loader's output when its inputs change
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: nothing left to release
+            pass
+
     def close(self) -> None:
         """Release the mediapipe graphs."""
         for attr in ("_detector", "_mesher", "_tasks"):
