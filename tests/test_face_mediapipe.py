@@ -107,3 +107,42 @@ def test_tasks_api_without_model_file_names_the_fix(monkeypatch):
     monkeypatch.delattr(mp, "solutions", raising=False)
     with pytest.raises(FileNotFoundError, match="face_landmarker.task"):
         MediaPipeAnalyzer(task_file=None)
+
+
+def _stand_in_task(path):
+    """A .task bundle (uncompressed zip) made of the wheel's own tflite files. It is NOT the real
+    face_landmarker.task (its landmark numbers are meaningless): it only lets the Tasks API code
+    path run offline."""
+    import zipfile
+    from pathlib import Path
+
+    import mediapipe as mp
+
+    modules = Path(mp.__file__).parent / "modules"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as bundle:
+        bundle.write(modules / "face_detection" / "face_detection_short_range.tflite", "face_detector.tflite")
+        bundle.write(modules / "face_landmark" / "face_landmark.tflite", "face_landmarks_detector.tflite")
+    return path
+
+
+def test_tasks_api_path_runs_with_a_task_file_from_the_models_folder(monkeypatch, tmp_path):
+    import mediapipe as mp
+
+    from faceadapter_suite.core import comfy_bridge
+    from faceadapter_suite.nodes.face_analysis import FaceAdapterLoadFaceAnalysis
+
+    (tmp_path / "mediapipe").mkdir()
+    _stand_in_task(tmp_path / "mediapipe" / "face_landmarker.task")
+    monkeypatch.delattr(mp, "solutions", raising=False)
+    comfy_bridge.set_models_dir(tmp_path)
+    try:
+        analyzer, info = FaceAdapterLoadFaceAnalysis().load("mediapipe", 0.5, 4, "auto", True, "antelopev2", 640,
+                                                            "full_range", "auto")
+    finally:
+        comfy_bridge.set_models_dir(None)
+    assert "Tasks" in info
+    faces = analyzer.detect(photo("astronaut")).faces
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.landmark_format == MEDIAPIPE_478 and face.landmarks.shape == (478, 3)
+    np.testing.assert_allclose(face.bbox[:2], face.landmarks[:, :2].min(axis=0), atol=1e-3)
