@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Union
 
 import cv2
 import numpy as np

@@ -19,7 +19,7 @@ from ..core.errors import NoFaceError
 from ..core.model_paths import find_insightface_model_dir, resolve_user_file
 from ..face import align, paste, preview, select, track
 from ..face import analysis as analysis_mod
-from ..face.records import CropBatch, FaceBatch, FrameStatus
+from ..face.records import CropBatch, FaceBatch
 
 REQUIRES = ("cv2",)
 CATEGORY = "FaceAdapter/Face Analysis"
@@ -95,9 +95,7 @@ class FaceAdapterLoadFaceAnalysis:
                 "insightface", model_dir=find_insightface_model_dir(insightface_model), device=torch_device,
                 det_size=det_size, min_score=min_score, max_faces=max_faces, recognition=recognition,
                 landmarks="none" if landmarks == "auto" else landmarks)
-        info = analysis_mod.describe(analyzer)
-        bridge.log.info("FaceAdapter: %s", info)
-        return analyzer, info
+        return analyzer, analysis_mod.describe(analyzer)
 
 
 class FaceAdapterDetectFaces:
@@ -139,13 +137,13 @@ class FaceAdapterDetectFaces:
         counts = [len(f.faces) for f in faces.frames]
         summary = f"{faces.count()} face(s) in {frames} frame(s) [{analysis.name}: {analysis.provider}]; per frame: " + \
             ", ".join(str(c) for c in counts[:64]) + (" ..." if len(counts) > 64 else "")
-        return faces, _preview(image, faces, None, preview), summary
+        return faces, _preview(image, faces, preview), summary
 
 
-def _preview(image: torch.Tensor, faces: FaceBatch, status: Optional[FrameStatus], enabled: bool) -> torch.Tensor:
+def _preview(image: torch.Tensor, faces: FaceBatch, enabled: bool) -> torch.Tensor:
     if not enabled:
         return torch.zeros((1, 64, 64, 3), dtype=torch.float32)
-    return preview.preview_batch(image, faces, status, step=_stepper(_frames(image), "Face preview"))
+    return preview.preview_batch(image, faces, step=_stepper(_frames(image), "Face preview"))
 
 
 class FaceAdapterSelectFace:

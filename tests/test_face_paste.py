@@ -118,3 +118,17 @@ def test_rescaled_crops_are_accepted():
     out, mask = paste.paste_batch(image, small, transforms, feather=16, preserve_unchanged=False)
     inside = mask >= 1.0 - 1e-6
     assert (out - image).abs().amax(dim=-1)[inside].mean() < 6 / 255
+
+
+def test_default_mask_from_five_points_covers_the_face():
+    """Faces without dense landmarks (insightface without a landmark model) get an oval from the five points."""
+    from dataclasses import replace
+
+    _, _, transforms = _crop("grace_hopper", "aligned_256")
+    crop = transforms.crops[0]
+    bare = replace(crop, face=replace(crop.face, landmarks=None, landmark_format=None))
+    oval, hull = paste.face_mask(bare), paste.face_mask(crop)
+    for x, y in np.round(bare.to_crop(bare.face.kps5)).astype(int):
+        assert oval[y, x] == 1.0
+    overlap = (oval * hull).sum() / np.maximum(oval, hull).sum()
+    assert overlap > 0.7, "the oval and the mesh hull describe the same face region"
