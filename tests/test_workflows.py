@@ -1,0 +1,439 @@
+"""Tier 1: the example workflows, without ComfyUI.
+
+``workflows/*.json`` are UI-format templates (what the ComfyUI frontend saves and its Templates browser
+lists, each with a ``.jpg`` thumbnail); ``workflows/api/<name>.json`` is the API-format prompt the same
+graph becomes for ``POST /prompt``. Checked here:
+
+- every UI workflow is well-formed: node and link ids, links agree with both ends, socket types agree
+  with the node classes (``RETURN_TYPES`` / ``INPUT_TYPES``), every required socket is connected,
+  ``widgets_values`` has one value per widget input in ``INPUT_TYPES`` order and each value is valid;
+- the API twin is exactly what the UI workflow converts to and names only known node classes;
+- each API twin runs through the pack's node classes (stock nodes stood in for), with the sample photos.
+
+The stock ComfyUI nodes the workflows use are described in ``STOCK_NODES``; the tier-2 test checks that
+description against a live ComfyUI's ``/object_info``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+
+from conftest import PACK, REPO
+
+WORKFLOW_DIR = REPO / "workflows"
+API_DIR = WORKFLOW_DIR / "api"
+UI_FILES = sorted(WORKFLOW_DIR.glob("*.json"))
+NAMES = [p.stem for p in UI_FILES]
+
+# Stock ComfyUI nodes, as their INPUT_TYPES / RETURN_TYPES declare them (comfyui nodes.py and
+# comfy_extras). LoadImage's dropdown lists the input folder, so any image file name is accepted.
+STOCK_NODES: dict[str, dict[str, Any]] = {
+    "LoadImage": {"input": {"required": {"image": ([], {"image_upload": True})}},
+                  "output": ("IMAGE", "MASK")},
+    "SaveImage": {"input": {"required": {"images": ("IMAGE",),
+                                         "filename_prefix": ("STRING", {"default": "ComfyUI"})}},
+                  "output": (), "output_node": True},
+    "PreviewImage": {"input": {"required": {"images": ("IMAGE",)}}, "output": (), "output_node": True},
+    "MaskToImage": {"input": {"required": {"mask": ("MASK",)}}, "output": ("IMAGE",)},
+    "ImageBatch": {"input": {"required": {"image1": ("IMAGE",), "image2": ("IMAGE",)}}, "output": ("IMAGE",)},
+    "RepeatImageBatch": {"input": {"required": {"image": ("IMAGE",),
+                                                "amount": ("INT", {"default": 1, "min": 1, "max": 4096})}},
+                         "output": ("IMAGE",)},
+}
+# Dropdowns whose served choices depend on the installed packages: a template may name any known value.
+KNOWN_CHOICES: dict[tuple[str, str], Callable[[], list]] = {
+    ("FaceAdapterLoadFaceAnalysis", "backend"): lambda: list(PACK.face.analysis.BACKENDS),
+}
+# Frontend-only nodes: saved in the UI format, never sent to the server.
+VIRTUAL_NODES = {"Note": ["text"], "MarkdownNote": ["text"]}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+SEED_NAMES = {"seed", "noise_seed"}
+IMAGE_NAME = re.compile(r".+\.(png|jpe?g|webp|bmp|tiff?)$", re.IGNORECASE)
+# LoadImage names in the API twins: faceadapter_<sample>.png stands for sample_photos.load_sample(<sample>).
+SAMPLE_IMAGE = re.compile(r"^faceadapter_(?P<sample>[a-z0-9_]+)\.png$")
+
+
+# ------------------------------------------------------------------ node contract
+@dataclass
+class Widget:
+    name: str
+    kind: str                    # COMBO, INT, FLOAT, STRING, BOOLEAN, or a frontend-only kind
+    options: dict
+    choices: Optional[list] = None
+    serialize: bool = True       # False: saved in widgets_values, left out of the API prompt
+
+
+@dataclass
+class Contract:
+    class_type: str
+    sockets: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (type, required)
+    widgets: list[Widget] = field(default_factory=list)
+    outputs: list[tuple[str, str]] = field(default_factory=list)       # (name, type)
+    order: list[str] = field(default_factory=list)                     # input names, INPUT_TYPES order
+    output_node: bool = False
+
+
+def contract(class_type: str) -> Contract:
+    """Sockets and widgets of a node as the ComfyUI frontend builds them from INPUT_TYPES."""
+    if class_type in PACK.NODE_CLASS_MAPPINGS:
+        cls = PACK.NODE_CLASS_MAPPINGS[class_type]
+        spec, types = cls.INPUT_TYPES(), tuple(cls.RETURN_TYPES)
+        names = tuple(getattr(cls, "RETURN_NAMES", None) or types)
+        output_node = bool(getattr(cls, "OUTPUT_NODE", False))
+    elif class_type in STOCK_NODES:
+        stock = STOCK_NODES[class_type]
+        spec, types, names = stock["input"], stock["output"], stock["output"]
+        output_node = stock.get("output_node", False)
+    else:
+        raise KeyError(f"unknown node class {class_type!r}")
+    c = Contract(class_type, outputs=list(zip(names, types)), output_node=output_node)
+    uploads: list[Widget] = []
+    for section in ("required", "optional"):
+        for name, entry in spec.get(section, {}).items():
+            kind, options = entry[0], (entry[1] if len(entry) > 1 else {})
+            c.order.append(name)
+            if isinstance(kind, list):
+                known = KNOWN_CHOICES.get((class_type, name))
+                c.widgets.append(Widget(name, "COMBO", options, known() if known else list(kind)))
+                if options.get("image_upload"):
+                    uploads.append(Widget("upload", "IMAGEUPLOAD", {}, serialize=False))
+            elif kind in WIDGET_TYPES and not options.get("forceInput"):
+                c.widgets.append(Widget(name, kind, options))
+                if kind == "INT" and (name in SEED_NAMES or options.get("control_after_generate")):
+                    c.widgets.append(Widget("control_after_generate", "COMBO", {},
+                                            ["fixed", "increment", "decrement", "randomize"], serialize=False))
+            else:
+                c.sockets[name] = (kind, section == "required")
+        if section == "required":
+            c.widgets.extend(uploads)  # the frontend appends the upload button to the required inputs
+    return c
+
+
+def widget_problem(w: Widget, value: Any) -> Optional[str]:
+    """Why ``value`` is not acceptable for widget ``w`` (None when it is)."""
+    if w.kind == "COMBO":
+        if w.choices:
+            return None if value in w.choices else f"{value!r} not one of {w.choices}"
+        return None if isinstance(value, str) and IMAGE_NAME.match(value) else f"{value!r} is not an image file name"
+    if w.kind == "IMAGEUPLOAD":
+        return None if value == "image" else f"upload button value {value!r} (the frontend saves 'image')"
+    if w.kind == "BOOLEAN":
+        return None if isinstance(value, bool) else f"{value!r} is not a boolean"
+    if w.kind == "STRING":
+        return None if isinstance(value, str) else f"{value!r} is not a string"
+    if w.kind in ("INT", "FLOAT"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (w.kind == "INT" and not isinstance(value, int)):
+            return f"{value!r} is not {w.kind}"
+        lo, hi = w.options.get("min", float("-inf")), w.options.get("max", float("inf"))
+        if not lo <= value <= hi:
+            return f"{value!r} outside [{lo}, {hi}]"
+        step = w.options.get("step")
+        if w.kind == "INT" and step and "min" in w.options and (value - w.options["min"]) % step:
+            return f"{value!r} is off the step {step} grid from {w.options['min']}"
+        return None
+    return f"unknown widget kind {w.kind}"
+
+
+# ------------------------------------------------------------------ UI -> API
+def ui_to_api(workflow: dict) -> dict:
+    """The API prompt the frontend builds from a UI workflow (virtual nodes dropped, widgets by position)."""
+    links = {link[0]: link for link in workflow["links"]}
+    prompt: dict[str, dict] = {}
+    for node in sorted(workflow["nodes"], key=lambda n: n["id"]):
+        if node["type"] in VIRTUAL_NODES:
+            continue
+        c = contract(node["type"])
+        widget_values = {w.name: v for w, v in zip(c.widgets, node.get("widgets_values") or []) if w.serialize}
+        linked = {}
+        for slot in node.get("inputs", []):
+            if slot.get("link") is not None:
+                _, src, src_slot, *_ = links[slot["link"]]
+                linked[slot["name"]] = [str(src), src_slot]
+        inputs = {}
+        for name in c.order:  # declared order, a linked widget input taking its link
+            if name in linked:
+                inputs[name] = linked[name]
+            elif name in widget_values:
+                inputs[name] = widget_values[name]
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
+
+
+# ------------------------------------------------------------------ well-formedness
+def workflow_problems(workflow: dict) -> list[str]:
+    """Everything wrong with a UI workflow (empty when it is well-formed)."""
+    problems: list[str] = []
+    for key in ("last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra", "version"):
+        if key not in workflow:
+            problems.append(f"missing top-level key {key!r}")
+    if problems:
+        return problems
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    if len(nodes) != len(workflow["nodes"]):
+        problems.append("duplicate node ids")
+    links = {link[0]: link for link in workflow["links"]}
+    if len(links) != len(workflow["links"]):
+        problems.append("duplicate link ids")
+    if nodes and workflow["last_node_id"] < max(nodes):
+        problems.append("last_node_id below the largest node id")
+    if links and workflow["last_link_id"] < max(links):
+        problems.append("last_link_id below the largest link id")
+    if workflow["version"] != 0.4:
+        problems.append(f"version {workflow['version']} (expected 0.4)")
+
+    contracts: dict[int, Contract] = {}
+    for nid, node in nodes.items():
+        where = f"node {nid} ({node.get('type')})"
+        for key in ("id", "type", "pos", "size", "flags", "order", "mode", "properties"):
+            if key not in node:
+                problems.append(f"{where}: missing {key!r}")
+        if node.get("mode") != 0:
+            problems.append(f"{where}: mode {node.get('mode')} (muted/bypassed nodes do not belong in a template)")
+        if node["type"] in VIRTUAL_NODES:
+            if len(node.get("widgets_values") or []) != len(VIRTUAL_NODES[node["type"]]):
+                problems.append(f"{where}: widgets_values should be {VIRTUAL_NODES[node['type']]}")
+            continue
+        try:
+            c = contracts[nid] = contract(node["type"])
+        except KeyError as exc:
+            problems.append(f"{where}: {exc.args[0]}")
+            continue
+        if node.get("properties", {}).get("Node name for S&R") != node["type"]:
+            problems.append(f"{where}: properties['Node name for S&R'] should be {node['type']!r}")
+        values = node.get("widgets_values") or []
+        if len(values) != len(c.widgets):
+            problems.append(f"{where}: {len(values)} widgets_values for widgets {[w.name for w in c.widgets]}")
+        for w, v in zip(c.widgets, values):
+            why = widget_problem(w, v)
+            if why:
+                problems.append(f"{where}: widget {w.name}: {why}")
+        widget_names = {w.name for w in c.widgets}
+        seen = set()
+        for index, slot in enumerate(node.get("inputs", [])):
+            name = slot.get("name")
+            seen.add(name)
+            if name in c.sockets:
+                if slot.get("type") != c.sockets[name][0]:
+                    problems.append(f"{where}: input {name} type {slot.get('type')} != {c.sockets[name][0]}")
+                if "widget" in slot:
+                    problems.append(f"{where}: socket input {name} marked as a widget")
+            elif name in widget_names:
+                if slot.get("widget", {}).get("name") != name:
+                    problems.append(f"{where}: widget input {name} lacks widget: {{name: {name!r}}}")
+            else:
+                problems.append(f"{where}: unknown input {name!r}")
+            link_id = slot.get("link")
+            if link_id is None:
+                continue
+            link = links.get(link_id)
+            if link is None:
+                problems.append(f"{where}: input {name} uses missing link {link_id}")
+            elif (link[3], link[4]) != (nid, index):
+                problems.append(f"{where}: link {link_id} ends at {link[3]}:{link[4]}, not {nid}:{index}")
+        for name, (_, required) in c.sockets.items():
+            connected = any(s.get("name") == name and s.get("link") is not None for s in node.get("inputs", []))
+            if required and not connected:
+                problems.append(f"{where}: required input {name} is not connected")
+        outputs = node.get("outputs", [])
+        if [(o.get("name"), o.get("type")) for o in outputs] != c.outputs:
+            problems.append(f"{where}: outputs {[(o.get('name'), o.get('type')) for o in outputs]} != {c.outputs}")
+        for index, out in enumerate(outputs):
+            expected = sorted(lid for lid, link in links.items() if (link[1], link[2]) == (nid, index))
+            if sorted(out.get("links") or []) != expected:
+                problems.append(f"{where}: output {index} lists links {out.get('links')}, links say {expected}")
+            if expected and out.get("slot_index") != index:
+                problems.append(f"{where}: output {index} slot_index {out.get('slot_index')}")
+
+    for lid, link in links.items():
+        if len(link) != 6:
+            problems.append(f"link {lid}: {link} is not [id, from, from_slot, to, to_slot, type]")
+            continue
+        _, src, src_slot, dst, dst_slot, kind = link
+        if src not in contracts or dst not in contracts:
+            problems.append(f"link {lid}: joins unknown nodes {src} -> {dst}")
+            continue
+        outs = contracts[src].outputs
+        if not 0 <= src_slot < len(outs) or outs[src_slot][1] != kind:
+            problems.append(f"link {lid}: type {kind} does not match output {src_slot} of node {src}")
+        slots = nodes[dst].get("inputs", [])
+        if not 0 <= dst_slot < len(slots) or slots[dst_slot].get("link") != lid:
+            problems.append(f"link {lid}: node {dst} input {dst_slot} does not use it")
+        elif slots[dst_slot]["type"] != kind:
+            problems.append(f"link {lid}: {kind} into a {slots[dst_slot]['type']} input")
+
+    orders = sorted(n.get("order", -1) for n in nodes.values())
+    if orders != list(range(len(nodes))):
+        problems.append(f"node 'order' values {orders} are not 0..{len(nodes) - 1}")
+    for lid, link in links.items():
+        if link[1] in nodes and link[3] in nodes and nodes[link[1]]["order"] >= nodes[link[3]]["order"]:
+            problems.append(f"link {lid}: node {link[1]} runs after its consumer {link[3]} in 'order'")
+    if not any(c.output_node for c in contracts.values()):
+        problems.append("no output node (SaveImage / PreviewImage)")
+    return problems
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+# ------------------------------------------------------------------ running an API prompt standalone
+def _stock_impl() -> dict[str, Callable[..., tuple]]:
+    import torch
+
+    def load_image(image: str) -> tuple:
+        from faceadapter_suite.core.images import uint8_to_image
+        from faceadapter_suite.face.sample_photos import load_sample
+
+        match = SAMPLE_IMAGE.match(image)
+        if not match:
+            raise ValueError(f"{image!r}: API twins load sample photos named faceadapter_<sample>.png")
+        frame = uint8_to_image(load_sample(match["sample"]))
+        return frame, torch.zeros(frame.shape[:3])
+
+    def batch(image1, image2) -> tuple:
+        if image1.shape[1:] != image2.shape[1:]:
+            raise ValueError("ImageBatch stand-in: frames of different sizes")
+        return (torch.cat([image1, image2]),)
+
+    return {
+        "LoadImage": load_image,
+        "SaveImage": lambda images, filename_prefix: (),
+        "PreviewImage": lambda images: (),
+        "MaskToImage": lambda mask: ((mask if mask.ndim == 3 else mask[None])[..., None].repeat(1, 1, 1, 3),),
+        "ImageBatch": batch,
+        "RepeatImageBatch": lambda image, amount: (image.repeat(amount, 1, 1, 1),),
+    }
+
+
+def run_prompt(prompt: dict) -> tuple[dict[str, tuple], dict[str, Any]]:
+    """Execute an API prompt with the pack's node classes; returns every node's outputs and the
+    images each SaveImage / PreviewImage received."""
+    stock = _stock_impl()
+    results: dict[str, tuple] = {}
+    shown: dict[str, Any] = {}
+
+    def value(v: Any) -> Any:
+        if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str):
+            return evaluate(v[0])[v[1]]
+        return v
+
+    def evaluate(nid: str) -> tuple:
+        if nid not in results:
+            node = prompt[nid]
+            inputs = {k: value(v) for k, v in node["inputs"].items()}
+            if node["class_type"] in PACK.NODE_CLASS_MAPPINGS:
+                cls = PACK.NODE_CLASS_MAPPINGS[node["class_type"]]
+                out = getattr(cls(), cls.FUNCTION)(**inputs)
+                results[nid] = tuple(out["result"]) if isinstance(out, dict) else tuple(out)
+            else:
+                results[nid] = stock[node["class_type"]](**inputs)
+                if node["class_type"] in ("SaveImage", "PreviewImage"):
+                    shown[nid] = inputs["images"]
+        return results[nid]
+
+    for nid in prompt:
+        evaluate(nid)
+    return results, shown
+
+
+# ------------------------------------------------------------------ tests
+def test_workflows_exist():
+    assert NAMES, f"no workflows in {WORKFLOW_DIR}"
+    used = {node["type"] for p in UI_FILES for node in load_json(p)["nodes"]}
+    stages = {k for k in PACK.NODE_CLASS_MAPPINGS if k != "FaceAdapterModelCache"}
+    assert stages <= used, f"nodes no example workflow shows: {sorted(stages - used)}"
+
+
+def test_stock_contract_describes_real_widgets():
+    """The frontend widget list of the stock nodes we rely on (LoadImage: image + upload button)."""
+    assert [(w.name, w.serialize) for w in contract("LoadImage").widgets] == [("image", True), ("upload", False)]
+    assert [w.name for w in contract("SaveImage").widgets] == ["filename_prefix"]
+    assert [w.name for w in contract("RepeatImageBatch").widgets] == ["amount"]
+    assert contract("PreviewImage").widgets == [] and contract("ImageBatch").widgets == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_workflow_well_formed(name):
+    workflow = load_json(WORKFLOW_DIR / f"{name}.json")
+    assert workflow_problems(workflow) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_thumbnail_beside_workflow(name):
+    import cv2
+
+    path = WORKFLOW_DIR / f"{name}.jpg"
+    assert path.is_file(), f"{path.name} missing (the Templates browser shows it)"
+    assert path.stat().st_size < 200_000
+    image = cv2.imread(str(path))
+    assert image is not None and 256 <= image.shape[1] <= 1024
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_twin_is_the_converted_ui_workflow(name):
+    path = API_DIR / f"{name}.json"
+    assert path.is_file(), f"API twin {path} missing"
+    api = load_json(path)
+    known = set(PACK.NODE_CLASS_MAPPINGS) | set(STOCK_NODES)
+    assert {n["class_type"] for n in api.values()} <= known
+    assert api == ui_to_api(load_json(WORKFLOW_DIR / f"{name}.json"))
+
+
+def test_no_stray_api_twins():
+    assert sorted(p.stem for p in API_DIR.glob("*.json")) == NAMES
+
+
+def test_converter_handles_widget_inputs_and_links():
+    """ui_to_api on a hand-made graph: a widget input fed by a link takes the link."""
+    workflow = {
+        "nodes": [
+            {"id": 1, "type": "LoadImage", "inputs": [], "widgets_values": ["a.png", "image"]},
+            {"id": 2, "type": "RepeatImageBatch", "widgets_values": [3], "inputs": [
+                {"name": "image", "type": "IMAGE", "link": 1},
+                {"name": "amount", "type": "INT", "widget": {"name": "amount"}, "link": None}]},
+            {"id": 3, "type": "Note", "widgets_values": ["hello"]},
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
+    }
+    assert ui_to_api(workflow) == {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}},
+        "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 3}},
+    }
+
+
+def test_problems_are_found():
+    """workflow_problems is not vacuous: a broken copy of a real workflow is reported."""
+    workflow = load_json(UI_FILES[0])
+    broken = json.loads(json.dumps(workflow))
+    node = next(n for n in broken["nodes"] if n["type"] == "FaceAdapterDetectFaces")
+    node["widgets_values"] = node["widgets_values"][:-1]
+    broken["links"][0][5] = "LATENT"
+    problems = "\n".join(workflow_problems(broken))
+    assert "widgets_values" in problems and "LATENT" in problems
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="needs mediapipe")
+@pytest.mark.parametrize("name", NAMES)
+def test_api_twin_runs_through_node_classes(name):
+    """Each prompt runs with the pack's classes; image outputs have the expected sizes."""
+    import torch
+
+    prompt = load_json(API_DIR / f"{name}.json")
+    results, shown = run_prompt(prompt)
+    assert shown, "no SaveImage / PreviewImage received anything"
+    for nid, images in shown.items():
+        assert images.ndim == 4 and images.shape[-1] == 3 and images.dtype == torch.float32, nid
+    for nid, node in prompt.items():
+        if node["class_type"] == "FaceAdapterPasteFaces":
+            frames = results[node["inputs"]["image"][0]][node["inputs"]["image"][1]]
+            pasted = results[nid][0]
+            assert pasted.shape == frames.shape
+            assert (pasted - frames).abs().mean() <= 1 / 255  # crops are unchanged: a round trip
+        if node["class_type"] == "FaceAdapterComposeSpatialControl":
+            assert tuple(results[nid][0].shape[1:]) == (512, 512, 3)
