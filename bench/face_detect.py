@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from _common import PACK, emit  # noqa: F401  (imports the pack as faceadapter_suite)
+from _common import emit  # imports the pack as faceadapter_suite
 
 from faceadapter_suite.core.images import uint8_to_image
 from faceadapter_suite.face import align, analysis, paste, sample_photos, select
@@ -82,20 +82,29 @@ def child_memory(frames: int) -> dict:
             "working_mb": round(peak - before - outputs_mb, 1)}
 
 
-def timing(frames: int = 48) -> dict:
+def bare_mediapipe():
+    """The reference: mediapipe's BlazeFace (full range) and 478-point mesh called directly.
+
+    Returns ``bare(rgbs, with_detector=True)`` that runs them on a list of uint8 RGB frames."""
     import mediapipe as mp
 
-    clip = video(frames)
-    photos = [sample_photos.load_sample(n) for n in sample_photos.SAMPLE_NAMES]
     detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
     mesher = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True)
-    analyzer = analysis.load_analyzer("mediapipe")
 
     def bare(rgbs, with_detector=True):
         for rgb in rgbs:
             if with_detector:
                 detector.process(rgb)
             mesher.process(rgb)
+
+    return bare
+
+
+def timing(frames: int = 48) -> dict:
+    clip = video(frames)
+    photos = [sample_photos.load_sample(n) for n in sample_photos.SAMPLE_NAMES]
+    analyzer = analysis.load_analyzer("mediapipe")
+    bare = bare_mediapipe()
 
     def ours(images):
         for image in images:  # one frame per call; the nodes get IMAGE tensors, converted beforehand

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..core.images import frame_float
 from .records import CropBatch, Face, FaceBatch, FaceCrop
 
 # Face-Adapter's mean_face_lm5p_256 (the ArcFace 112 template, x' = 2x + 16, y' = 2y).
@@ -115,37 +116,6 @@ def warp_to_crop(frame: np.ndarray, matrix: np.ndarray, size: int, out: Optional
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def frame_rgb(image: torch.Tensor, index: int, writable: bool = True) -> np.ndarray:
-    """One IMAGE frame as float32 HxWx3 (gray expanded, alpha dropped).
-
-    ``writable`` gives a private copy (paste edits it); otherwise a read-only view
-    where the layout allows, to save a full-frame copy per crop."""
-    frame = image[index].detach().to("cpu", torch.float32)
-    channels = frame.shape[-1]
-    if channels == 1:
-        frame = frame.expand(-1, -1, 3)
-    elif channels == 4:
-        frame = frame[..., :3]
-    elif channels != 3:
-        raise ValueError(f"IMAGE must have 1, 3 or 4 channels, got {channels}")
-    array = frame.numpy()
-    if writable or not array.flags.c_contiguous:
-        return np.array(array, dtype=np.float32, copy=True, order="C")
-    array = array.view()
-    array.flags.writeable = False
-    return array
-
-
-def frame_uint8(image: torch.Tensor, index: int) -> np.ndarray:
-    """One IMAGE frame as uint8 HxWx3 RGB for the detectors, converted in numpy.
-
-    Same values as core.images.frame_to_uint8, but without torch ops: per-frame
-    torch ops wake torch's OpenMP pool, whose spinning threads then slow the
-    detector's own threads (measured +2-3 ms/frame on 2 cores)."""
-    frame = frame_rgb(image, index, writable=False)
-    return np.rint(np.clip(frame, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_512", size: int = 512,
                crop_ratio: float = CROP_RATIO, step: StepFn = None) -> tuple[torch.Tensor, CropBatch]:
     """Crop every face of ``faces`` out of the IMAGE batch, frame by frame.
@@ -168,7 +138,7 @@ def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_5
     for fi in range(len(faces)):
         todo = [p for p in plans if p.frame_index == fi]
         if todo:
-            frame = frame_rgb(image, fi, writable=False)
+            frame = frame_float(image, fi, writable=False)
             for plan in todo:
                 warp_to_crop(frame, plan.matrix, plan.size, out=crops[k].numpy())
                 k += 1

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from .align import frame_uint8
+from ..core.images import frame_to_uint8
 from .records import Face, FaceAnalyzer, FaceBatch, FrameFaces
 
 log = logging.getLogger("FaceAdapter")
@@ -63,7 +63,7 @@ def detect_batch(analyzer: FaceAnalyzer, image: torch.Tensor,
         image = image.unsqueeze(0)
     frames: list[FrameFaces] = []
     for i in range(image.shape[0]):
-        found = analyzer.detect(frame_uint8(image, i))
+        found = analyzer.detect(frame_to_uint8(image, i))
         if per_frame is not None:
             found = per_frame(i, found)
         frames.append(found)

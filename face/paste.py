@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import torch
 
-from .align import TEMPLATE_256, frame_rgb, similarity_lstsq, warp_to_crop
+from ..core.images import frame_float
+from .align import TEMPLATE_256, similarity_lstsq, warp_to_crop
 from .records import CropBatch, FaceCrop, transform_points
 
 COLOR_MATCH = ("off", "mean_std")
@@ -174,7 +175,7 @@ def paste_batch(image: torch.Tensor, crop_images: torch.Tensor, crops: CropBatch
     for k, crop in enumerate(crops.crops):
         by_frame.setdefault(crop.frame_index, []).append(k)
     for fi in range(frames):
-        frame = frame_rgb(image, fi)
+        frame = frame_float(image, fi)
         frame_mask = out_mask[fi].numpy()
         for k in by_frame.get(fi, []):
             crop_image = crop_images[k, ..., :3].detach().float().cpu().numpy()

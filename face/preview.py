@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from .align import frame_uint8
+from ..core.images import frame_to_uint8
 from .records import FaceBatch, FrameFaces, FrameStatus
 
 BOX = (0, 255, 0)
@@ -58,7 +58,7 @@ def preview_batch(image: torch.Tensor, faces: FaceBatch, status: Optional[FrameS
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     out = torch.empty((image.shape[0], size[1], size[0], 3), dtype=torch.float32)
     for i in range(image.shape[0]):
-        rgb = frame_uint8(image, i)
+        rgb = frame_to_uint8(image, i)
         if scale < 1.0:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         frame = faces.frames[i] if i < len(faces) else FrameFaces(height=h, width=w)

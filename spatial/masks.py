@@ -36,9 +36,44 @@ BLEND_PAD = 16
 BLEND_KERNEL = 17
 
 
+def _per_plane(mask: torch.Tensor, op) -> torch.Tensor:
+    """Apply a 2-D OpenCV op to every (H,W) plane of a CPU (B,C,H,W) float tensor."""
+    planes = mask.detach().to(torch.float32).reshape(-1, *mask.shape[-2:]).numpy()
+    out = np.stack([op(np.ascontiguousarray(p)) for p in planes]) if len(planes) else planes
+    return torch.from_numpy(out).reshape(mask.shape).to(mask.dtype)
+
+
 def _grow(mask: torch.Tensor, kernel: int) -> torch.Tensor:
-    """Binary dilation by a square of odd side ``kernel`` (max-pool, stride 1, same size)."""
-    return F.max_pool2d(mask, kernel_size=kernel, stride=1, padding=kernel // 2)
+    """Binary dilation by a square of odd side ``kernel`` (= max-pool k, stride 1, same size).
+
+    On the CPU OpenCV's dilation (constant time per pixel) replaces torch's k^2 max-pool,
+    which took 0.4 s per 512^2 mask for upstream's 65-px face growth; elsewhere a k x k
+    pool is done as 1 x k then k x 1 (equal, 2k instead of k^2 per pixel)."""
+    if mask.device.type == "cpu":
+        element = np.ones((kernel, kernel), np.uint8)
+        return _per_plane(mask, lambda p: cv2.dilate(p, element, borderType=cv2.BORDER_CONSTANT,
+                                                     borderValue=-np.inf))
+    return _grow_separable(mask, kernel)
+
+
+def _grow_separable(mask: torch.Tensor, kernel: int) -> torch.Tensor:
+    half = kernel // 2
+    rows = F.max_pool2d(mask, kernel_size=(1, kernel), stride=1, padding=(0, half))
+    return F.max_pool2d(rows, kernel_size=(kernel, 1), stride=1, padding=(half, 0))
+
+
+def _box_mean(mask: torch.Tensor, kernel: int) -> torch.Tensor:
+    """k x k mean with zero padding counted (avg_pool2d count_include_pad=True)."""
+    if mask.device.type == "cpu":
+        return _per_plane(mask, lambda p: cv2.boxFilter(p, -1, (kernel, kernel), normalize=True,
+                                                        borderType=cv2.BORDER_CONSTANT))
+    return _box_mean_separable(mask, kernel)
+
+
+def _box_mean_separable(mask: torch.Tensor, kernel: int) -> torch.Tensor:
+    half = kernel // 2
+    rows = F.avg_pool2d(mask, kernel_size=(1, kernel), stride=1, padding=(0, half), count_include_pad=True)
+    return F.avg_pool2d(rows, kernel_size=(kernel, 1), stride=1, padding=(half, 0), count_include_pad=True)
 
 
 def _in(labels: torch.Tensor, ids: tuple[int, ...]) -> torch.Tensor:
@@ -93,8 +128,7 @@ def swap_mask_from_labels(labels: torch.Tensor) -> torch.Tensor:
 def blend_mask(mask: torch.Tensor, pad: int = BLEND_PAD, kernel: int = BLEND_KERNEL) -> torch.Tensor:
     """Soft paste mask: zero-pad, max-pool k, avg-pool k (zero padding counted), crop back."""
     padded = F.pad(mask, (pad, pad, pad, pad), mode="constant", value=0.0)
-    grown = F.max_pool2d(padded, kernel_size=kernel, stride=1, padding=kernel // 2)
-    soft = F.avg_pool2d(grown, kernel_size=kernel, stride=1, padding=kernel // 2, count_include_pad=True)
+    soft = _box_mean(_grow(padded, kernel), kernel)
     return soft[:, :, pad:pad + mask.shape[2], pad:pad + mask.shape[3]]
 
 

@@ -173,5 +173,13 @@ class ComfyServer:
         finally:
             ws.close()
 
-    def history(self, prompt_id: str) -> dict:
-        return self.get(f"/history/{prompt_id}")[prompt_id]
+    def history(self, prompt_id: str, timeout: float = 15.0) -> dict:
+        """The prompt's history entry; ComfyUI stores it just after execution_success, so poll briefly."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entry = self.get(f"/history/{prompt_id}").get(prompt_id)
+            if entry is not None or time.monotonic() > deadline:
+                if entry is None:
+                    raise KeyError(f"no history for prompt {prompt_id} after {timeout}s")
+                return entry
+            time.sleep(0.1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections import Counter
 
 import numpy as np
@@ -44,17 +43,6 @@ def decode(data: bytes) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None, "ComfyUI served an image that does not decode"
     return image[:, :, ::-1]
-
-
-def wait_for_history(comfy, prompt_id: str, timeout: float = 10.0) -> dict:
-    """ComfyUI sends execution_success before it stores the history entry: poll briefly."""
-    deadline = time.monotonic() + timeout
-    while True:
-        entry = comfy.get(f"/history/{prompt_id}").get(prompt_id)
-        if entry is not None or time.monotonic() > deadline:
-            assert entry is not None, f"no history for {prompt_id} after {timeout}s"
-            return entry
-        time.sleep(0.05)
 
 
 class Run:
@@ -122,7 +110,7 @@ def runs(comfy, tmp_path_factory):
         workflow = load_json(WORKFLOW_DIR / f"{name}.json")
         first = comfy.run(prompt, timeout=300, workflow=workflow)
         assert first.succeeded, (first.error(), comfy.log()[-3000:])
-        history = wait_for_history(comfy, first.prompt_id)
+        history = comfy.history(first.prompt_id)
         second = comfy.run(prompt, timeout=300, workflow=workflow)
         assert second.succeeded, (second.error(), comfy.log()[-3000:])
         done[name] = Run(name, prompt, first, second, history, frames)

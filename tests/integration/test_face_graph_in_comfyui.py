@@ -1,31 +1,12 @@
 """Tier 2 acceptance: LoadImage -> Load Face Analysis (mediapipe) -> Detect -> Select -> Crop -> Paste -> SaveImage
-in a real ComfyUI, on a real photo, with no model download. Skipped unless COMFYUI_PATH and COMFYUI_PYTHON are set."""
+in a real ComfyUI, on a real photo, with no model download."""
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from test_face_support import photo
-
-ready = bool(os.environ.get("COMFYUI_PATH") and os.environ.get("COMFYUI_PYTHON")
-             and (Path(os.environ.get("COMFYUI_PATH", "")) / "main.py").is_file())
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not ready, reason="tier-2: set COMFYUI_PATH and COMFYUI_PYTHON to run in ComfyUI")]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from integration.comfy_server import ComfyServer
-
-    comfy = ComfyServer(Path(os.environ["COMFYUI_PATH"]), os.environ["COMFYUI_PYTHON"],
-                        tmp_path_factory.mktemp("comfy_face"))
-    comfy.start()
-    yield comfy
-    comfy.stop()
 
 
 def graph(image_name: str) -> dict:
@@ -51,18 +32,18 @@ def graph(image_name: str) -> dict:
     }
 
 
-def test_crop_paste_graph_on_a_real_photo(server, tmp_path):
+def test_crop_paste_graph_on_a_real_photo(comfy, tmp_path):
     from PIL import Image
 
     rgb = photo("grace_hopper")
     source = tmp_path / "grace_hopper.png"
     Image.fromarray(rgb).save(source)
-    name = server.upload_image(source)
-    result = server.run(graph(name), timeout=300)
-    assert result.succeeded, (result.error(), server.log()[-3000:])
-    outputs = server.history(result.prompt_id)["outputs"]
-    pasted = np.asarray(Image.open(io.BytesIO(server.view(outputs["7"]["images"][0]))).convert("RGB"))
-    crop = np.asarray(Image.open(io.BytesIO(server.view(outputs["8"]["images"][0]))).convert("RGB"))
+    name = comfy.upload_image(source)
+    result = comfy.run(graph(name), timeout=300)
+    assert result.succeeded, (result.error(), comfy.log()[-3000:])
+    outputs = comfy.history(result.prompt_id)["outputs"]
+    pasted = np.asarray(Image.open(io.BytesIO(comfy.view(outputs["7"]["images"][0]))).convert("RGB"))
+    crop = np.asarray(Image.open(io.BytesIO(comfy.view(outputs["8"]["images"][0]))).convert("RGB"))
     assert crop.shape == (512, 512, 3)
     assert pasted.shape == rgb.shape
     assert np.abs(pasted.astype(int) - rgb.astype(int)).max() <= 2, "an unchanged crop pastes back to the photo"
