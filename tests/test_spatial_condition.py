@@ -110,7 +110,6 @@ def test_area_methods(video_landmarks, task, method):
     assert set(torch.unique(area).tolist()) <= {0.0, 1.0}
     assert area[1].sum() == 0, "faceless frame: nothing may change"
     if method == "landmark_hull":
-        pts = video_landmarks.pts70[0]
         assert area[0].sum() > 0
 
 

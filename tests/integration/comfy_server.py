@@ -85,7 +85,8 @@ class ComfyServer:
         config = self._write_config()
         cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch", "--base-directory", str(self.workdir),
-               "--extra-model-paths-config", str(config), "--database-url", "sqlite:///:memory:"]
+               "--extra-model-paths-config", str(config),
+               "--database-url", f"sqlite:///{self.workdir / 'comfyui.db'}"]
         env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         env.pop("FACEADAPTER_MODELS_DIR", None)
         self._log = open(self.log_path, "w")

@@ -1,0 +1,89 @@
+"""Torch networks inside a real ComfyUI: found in a user-configured folder, loaded once through the
+shared cache under ComfyUI's model management, reused across prompts, freed by the unload node."""
+from __future__ import annotations
+
+import copy
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from faceadapter_suite.face.sample_photos import load_sample
+
+MESH_OPTS = {"backend": "mediapipe", "min_score": 0.5, "max_faces": 10, "landmarks": "auto", "recognition": False,
+             "insightface_model": "antelopev2", "det_size": 640, "mediapipe_detector": "full_range",
+             "device": "auto"}
+DETECT_OPTS = {"tracking": False, "smoothing": "off", "min_cutoff": 1.0, "beta": 0.5, "preview": False}
+
+
+def graph(source: str, target: str, task: str, area_method: str) -> dict:
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": source}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": target}},
+        "3": {"class_type": "FaceAdapterLoadFaceAnalysis", "inputs": MESH_OPTS},
+        "4": {"class_type": "FaceAdapterDetectFaces", "inputs": {"image": ["1", 0], "analysis": ["3", 0], **DETECT_OPTS}},
+        "5": {"class_type": "FaceAdapterDetectFaces", "inputs": {"image": ["2", 0], "analysis": ["3", 0], **DETECT_OPTS}},
+        "6": {"class_type": "FaceAdapterLoad3DReconstructor", "inputs": {
+            "method": "d3dfr_bfm (upstream, non-commercial)", "d3dfr_file": "third_party/d3dfr_res50_nofc.pth",
+            "bfm_file": "third_party/BFM_model_front.mat"}},
+        "7": {"class_type": "FaceAdapterProject3DLandmarks", "inputs": {
+            "reconstructor": ["6", 0], "source_image": ["1", 0], "source_faces": ["4", 0],
+            "target_image": ["2", 0], "target_faces": ["5", 0], "on_missing": "pass_through"}},
+        "8": {"class_type": "FaceAdapterPredictAdaptingArea", "inputs": {
+            "landmarks": ["7", 0], "task": task, "method": area_method, "area_model": "net_seg_res18.pth",
+            "parsing_model": "third_party/79999_iter.pth"}},
+        "9": {"class_type": "FaceAdapterComposeSpatialControl", "inputs": {
+            "landmarks": ["7", 0], "area": ["8", 0], "task": task}},
+        "10": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "fa_networks"}},
+        "11": {"class_type": "FaceAdapterModelCache", "inputs": {"action": "report", "after": ["9", 0]}},
+    }
+
+
+@pytest.fixture(scope="module")
+def uploaded(comfy, tmp_path_factory):
+    names = []
+    for sample in ("grace_hopper", "astronaut"):
+        path = tmp_path_factory.mktemp("upload") / f"fa_net_{sample}.png"
+        cv2.imwrite(str(path), load_sample(sample)[:, :, ::-1])
+        names.append(comfy.upload_image(path))
+    return names
+
+
+def report(comfy, result) -> dict:
+    return json.loads(comfy.history(result.prompt_id)["outputs"]["11"]["text"][0])
+
+
+def test_networks_load_once_and_unload(comfy, uploaded):
+    source, target = uploaded
+    prompt = graph(source, target, "reenact", "adapting_area_net")
+    first = comfy.run(prompt, timeout=300)
+    assert first.succeeded, (first.error(), comfy.log()[-3000:])
+    r1 = report(comfy, first)
+    assert {"d3dfr_resnet50", "bfm_front", "adapting_area_predictor"} <= set(r1["models_loaded"])
+    saved = comfy.history(first.prompt_id)["outputs"]["10"]["images"][0]
+    control = cv2.imdecode(np.frombuffer(comfy.view(saved), np.uint8), cv2.IMREAD_COLOR)
+    assert control.shape == (512, 512, 3) and control.std() > 1
+
+    second = comfy.run(prompt, timeout=300)
+    assert second.succeeded
+    assert {"6", "7", "8", "9"} <= second.cached_nodes
+    assert report(comfy, second)["loads"] == r1["loads"], "the same prompt again loads no model"
+
+    # a changed widget re-runs projection and area: networks come from the shared cache
+    changed = copy.deepcopy(prompt)
+    changed["7"]["inputs"]["on_missing"] = "error"
+    third = comfy.run(changed, timeout=300)
+    assert third.succeeded and "8" in third.executed_nodes
+    r3 = report(comfy, third)
+    assert r3["loads"] == r1["loads"] and r3["hits"] > r1["hits"]
+
+    # swap with BiSeNet parsing from the user-configured folder: one more network
+    swap = comfy.run(graph(source, target, "swap", "face_parsing"), timeout=300)
+    assert swap.succeeded, swap.error()
+    assert "bisenet19" in report(comfy, swap)["models_loaded"]
+
+    freed = comfy.run({"1": {"class_type": "FaceAdapterModelCache", "inputs": {"action": "unload"}}}, timeout=60)
+    assert freed.succeeded
+    out = json.loads(comfy.history(freed.prompt_id)["outputs"]["1"]["text"][0])
+    assert out["freed"] >= 4 and out["cached"] == 0
