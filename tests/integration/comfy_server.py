@@ -6,14 +6,13 @@ in a temporary base directory, so the ComfyUI tree is never written to.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +20,12 @@ from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 PACK_DIR_NAME = "comfyui-faceadapter-suite"
+LOOPBACK = "127.0.0.1"
 
 
 def _free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((LOOPBACK, 0))
         return s.getsockname()[1]
 
 
@@ -58,7 +58,6 @@ class ComfyServer:
     def __init__(self, comfy_path: Path, python: str, workdir: Path, models: dict[str, Path] | None = None):
         self.comfy_path, self.python, self.workdir = Path(comfy_path), python, Path(workdir)
         self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
         self.client_id = uuid.uuid4().hex
         self.log_path = self.workdir / "comfyui.log"
         self.models_dir = self.workdir / "models"
@@ -83,7 +82,7 @@ class ComfyServer:
 
     def start(self, timeout: float = 180.0) -> "ComfyServer":
         config = self._write_config()
-        cmd = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+        cmd = [self.python, "main.py", "--cpu", "--listen", LOOPBACK, "--port", str(self.port),
                "--disable-auto-launch", "--base-directory", str(self.workdir),
                "--extra-model-paths-config", str(config),
                "--database-url", f"sqlite:///{self.workdir / 'comfyui.db'}"]
@@ -98,7 +97,7 @@ class ComfyServer:
             try:
                 self.get("/system_stats", timeout=2)
                 return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            except (AssertionError, ConnectionError, TimeoutError, OSError):
                 time.sleep(0.5)
         raise TimeoutError(f"ComfyUI did not answer within {timeout}s:\n{self.log()[-4000:]}")
 
@@ -115,20 +114,26 @@ class ComfyServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    # ------------------------------------------------------------ HTTP
+    # ------------------------------------------------------------ HTTP (loopback only, by construction)
+    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                 timeout: float = 30) -> bytes:
+        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        if resp.status >= 400:
+            raise AssertionError(f"{method} {path} -> {resp.status}: {data.decode(errors='replace')[:4000]}")
+        return data
+
     def get(self, path: str, timeout: float = 30) -> Any:
-        with urllib.request.urlopen(self.base + path, timeout=timeout) as resp:
-            body = resp.read()
+        body = self._request("GET", path, timeout=timeout)
         return json.loads(body) if body[:1] in (b"{", b"[") else body
 
     def post(self, path: str, payload: dict, timeout: float = 30) -> Any:
-        req = urllib.request.Request(self.base + path, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                body = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise AssertionError(f"POST {path} -> {exc.code}: {exc.read().decode(errors='replace')[:4000]}") from exc
+        body = self._request("POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"}, timeout)
         return json.loads(body) if body else None
 
     def upload_image(self, png_path: Path) -> str:
@@ -136,22 +141,19 @@ class ComfyServer:
         data = png_path.read_bytes()
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{png_path.name}\"\r\n"
                 f"Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-        req = urllib.request.Request(self.base + "/upload/image", data=body,
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())["name"]
+        reply = self._request("POST", "/upload/image", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        return json.loads(reply)["name"]
 
     def view(self, image: dict) -> bytes:
         query = urllib.parse.urlencode({k: image[k] for k in ("filename", "subfolder", "type")})
-        with urllib.request.urlopen(f"{self.base}/view?{query}", timeout=30) as resp:
-            return resp.read()
+        return self._request("GET", f"/view?{query}")
 
     # ------------------------------------------------------------ running prompts
     def run(self, prompt: dict, timeout: float = 600, workflow: Optional[dict] = None) -> RunResult:
         """Queue an API-format prompt and collect websocket messages until it ends."""
         import websocket  # websocket-client
 
-        ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?clientId={self.client_id}", timeout=timeout)
+        ws = websocket.create_connection(f"ws://{LOOPBACK}:{self.port}/ws?clientId={self.client_id}", timeout=timeout)
         try:
             payload: dict = {"prompt": prompt, "client_id": self.client_id}
             if workflow is not None:
