@@ -25,7 +25,7 @@ shift || true
 case "$cmd" in
   demo)  setup; exec "$VENV/bin/python" demo.py "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest tests "$@" ;;
-  bench) setup; for b in bench/*.py; do echo "== $b" >&2; "$VENV/bin/python" "$b"; done ;;
+  bench) setup; for b in bench/[!_]*.py; do echo "== $b" >&2; "$VENV/bin/python" "$b"; done ;;
   setup) setup ;;
   *) echo "usage: ./dev.sh demo|test|bench|setup" >&2; exit 2 ;;
 esac
