@@ -52,7 +52,7 @@ def uint8_to_image(frames: np.ndarray) -> torch.Tensor:
     """uint8 [B,H,W,3] or [H,W,3] -> IMAGE float32 [B,H,W,3] 0..1."""
     if frames.ndim == 3:
         frames = frames[None]
-    return torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
+    return torch.from_numpy(np.divide(frames, np.float32(255.0), dtype=np.float32))
 
 
 def float_to_image(frames: np.ndarray) -> torch.Tensor:

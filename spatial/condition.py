@@ -14,12 +14,14 @@ to [-1, 1] (x*2-1), because Face-Adapter's ControlNet was trained on [-1, 1] hin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..core.errors import NoFaceError
+from ..core.images import uint8_to_image
 from ..face.align import aligned_matrix, faceadapter512_matrix, warp_to_crop
 from ..face.records import Face, FaceBatch, transform_points
 from .landmark_drawing import draw_pts70
@@ -86,12 +88,18 @@ class ProjectedLandmarks:
         return [i for i, ok in enumerate(self.found) if ok]
 
     def landmark_images(self) -> np.ndarray:
-        """(B,512,512,3) uint8: the official drawing in each target's 512 crop (black when missing)."""
+        """(B,512,512,3) uint8, read-only: the official drawing in each target's 512 crop (black when
+        missing). Drawn once per record; preview, area net and control composition all reuse it."""
+        return self._drawn
+
+    @cached_property
+    def _drawn(self) -> np.ndarray:
         out = np.zeros((len(self), CROP, CROP, 3), np.uint8)
         idx = self.found_indices()
         if idx:
             warps = np.stack([self.targets[i].warp256 for i in idx])
             out[idx] = draw_pts70(self.pts70[idx], warps, CROP)
+        out.setflags(write=False)
         return out
 
     def crops(self, which: str) -> np.ndarray:
@@ -153,8 +161,8 @@ def compose_control(landmarks: ProjectedLandmarks, area: torch.Tensor, task: str
     """
     if task not in ("reenact", "swap"):
         raise ValueError("task must be 'reenact' or 'swap'")
-    background = torch.from_numpy(landmarks.crops("source" if task == "reenact" else "target")).float() / 255.0
-    drawn = torch.from_numpy(landmarks.landmark_images()).float() / 255.0
+    background = uint8_to_image(landmarks.crops("source" if task == "reenact" else "target"))
+    drawn = uint8_to_image(landmarks.landmark_images())
     mask = area.to(torch.float32).unsqueeze(-1)
     return drawn * mask + background * (1.0 - mask), background
 
