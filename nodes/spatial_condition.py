@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from ..core import comfy_bridge as bridge
+from ..core.errors import NoFaceError
 from ..core.images import frame_to_uint8, image_to_uint8, uint8_to_image
 from ..core.manifest import entry
 from ..core.model_paths import resolve_user_file
@@ -63,9 +64,9 @@ class FaceAdapterProject3DLandmarks:
     FUNCTION = "project"
     RETURN_TYPES = ("FACE_LANDMARKS", "IMAGE", "IMAGE")
     RETURN_NAMES = ("landmarks", "preview", "landmark_image")
-    OUTPUT_TOOLTIPS = ("70 points per target frame with the crops they live in (frames without a face are "
-                       "flagged and pass through later stages unchanged).",
-                       "Landmarks drawn over the target 512 crop.",
+    OUTPUT_TOOLTIPS = ("70 points per target frame with the crops they live in. Later outputs have one entry per "
+                       "frame where both faces were found; the others pass through Paste Faces unchanged.",
+                       "Landmarks drawn over the target 512 crop (one per found frame).",
                        "The official landmark drawing on black (what the ControlNet sees inside the mask).")
 
     @classmethod
@@ -77,7 +78,8 @@ class FaceAdapterProject3DLandmarks:
             "target_image": ("IMAGE", {"tooltip": "Where/how: pose and expression (an image or video frames)."}),
             "target_faces": ("FACES", {"tooltip": "Faces of target_image (first face per frame is used)."}),
             "on_missing": (list(MISSING_POLICIES), {"default": "pass_through", "tooltip":
-                           "A frame without a face: pass it through (flagged in 'found') or stop with an error."}),
+                           "A frame without a face: pass it through (no control image; Paste Faces keeps it unchanged) "
+                           "or stop with an error naming the frame."}),
         }}
 
     def project(self, reconstructor, source_image, source_faces, target_image, target_faces, on_missing):
@@ -87,6 +89,9 @@ class FaceAdapterProject3DLandmarks:
                                       step=bar.update)
         landmarks = project_pairs(reconstructor, targets, sources, target_faces)
         bar.update(len(target_faces))
+        if not landmarks.found_indices():
+            raise NoFaceError(f"FaceAdapter: none of the {len(landmarks)} target frame(s) has both a source and a "
+                              "target face; check the Detect Faces previews or lower min_score")
         drawn = landmarks.landmark_images()
         return (landmarks, uint8_to_image(landmark_overlay(landmarks.crops("target"), drawn)), uint8_to_image(drawn))
 
@@ -99,7 +104,7 @@ class FaceAdapterPredictAdaptingArea:
     FUNCTION = "predict"
     RETURN_TYPES = ("MASK", "IMAGE")
     RETURN_NAMES = ("area", "preview")
-    OUTPUT_TOOLTIPS = ("Adapting area (1 = may change), 512x512 per target frame.",
+    OUTPUT_TOOLTIPS = ("Adapting area (1 = may change), 512x512 per found target frame.",
                        "The area shaded over the target crop.")
 
     @classmethod
@@ -115,7 +120,7 @@ class FaceAdapterPredictAdaptingArea:
 
     def predict(self, landmarks, task, method, area_model, parsing_model):
         method = self._choose(task, method, area_model, parsing_model)
-        bar = bridge.progress(max(len(landmarks), 1), f"adapting area ({method})")
+        bar = bridge.progress(max(len(landmarks.found_indices()), 1), f"adapting area ({method})")
         if method == "adapting_area_net":
             net = area_ops.load_area_net(resolve_user_file("faceadapter", area_model, entry(
                 "faceadapter.adapting_area_predictor").source))
@@ -151,29 +156,30 @@ def _exists(kind: str, name: str) -> bool:
 class FaceAdapterComposeSpatialControl:
     DESCRIPTION = ("Builds Face-Adapter's control image: landmarks inside the adapting area, the background "
                    "(source crop for reenact, target crop for swap) outside. Also returns the soft blend mask "
-                   "used to paste the generated face back.")
+                   "and the crop transforms used to paste the generated face back into the target frames.")
     CATEGORY = CATEGORY
     FUNCTION = "compose"
-    RETURN_TYPES = ("IMAGE", "MASK", "MASK", "IMAGE")
-    RETURN_NAMES = ("control", "area", "blend_mask", "background")
-    OUTPUT_TOOLTIPS = ("Control image in [0,1]; the Face-Adapter apply node maps it to [-1,1] for the ControlNet.",
+    RETURN_TYPES = ("IMAGE", "MASK", "MASK", "IMAGE", "CROP_TRANSFORMS")
+    RETURN_NAMES = ("control", "area", "blend_mask", "background", "transforms")
+    OUTPUT_TOOLTIPS = ("Control image in [0,1] per found frame; the Face-Adapter apply node maps it to [-1,1] "
+                       "for the ControlNet.",
                        "The adapting area as given.",
                        "Soft mask (pad 16, maxpool 17, avgpool 17) for blending the generated crop.",
-                       "The background crops the control image was built on.")
+                       "The background crops the control image was built on.",
+                       "Target frame -> 512 crop transforms: Paste Faces puts generated crops back into the "
+                       "target frames (faceless frames pass through).")
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "landmarks": ("FACE_LANDMARKS", {"tooltip": "From Project 3D Landmarks."}),
-            "area": ("MASK", {"tooltip": "From Predict Adapting Area (512x512 per target frame)."}),
+            "area": ("MASK", {"tooltip": "From Predict Adapting Area (512x512 per found target frame)."}),
             "task": (TASKS, {"default": "reenact", "tooltip": TASK_TIP}),
         }}
 
     def compose(self, landmarks, area, task):
-        if area.shape[0] != len(landmarks):
-            raise ValueError(f"area has {area.shape[0]} masks but landmarks describe {len(landmarks)} frames")
         control, background = compose_control(landmarks, area, task)
-        return (control, area, area_ops.paste_blend_mask(area), background)
+        return (control, area, area_ops.paste_blend_mask(area), background, landmarks.crop_batch())
 
 
 _NODES = {

@@ -3,7 +3,7 @@
 - reenact: Face-Adapter's seg-UNet on concat[source512, landmarks512] in [-1,1], > 0.5;
 - swap: BiSeNet parsing of the target 512 crop grouped as upstream (spatial/masks.py);
 - hull: no model at all - the landmark hull fallback (documented in masks.landmark_hull_mask).
-Frames without a face get an all-zero mask (nothing changes there).
+One mask per found frame (see ProjectedLandmarks); faceless frames are skipped.
 """
 from __future__ import annotations
 
@@ -41,17 +41,20 @@ def load_parsing_net(path: Path, device: Optional[torch.device] = None) -> Cache
                            dtype=torch.float32, device=device or bridge.torch_device())
 
 
-def _run_chunks(landmarks: ProjectedLandmarks, chunk: int, fn: Callable[[list[int]], torch.Tensor],
+def _run_chunks(landmarks: ProjectedLandmarks, chunk: int, fn: Callable[[list[int], list[int]], torch.Tensor],
                 step: Optional[Callable[[int], None]] = None) -> torch.Tensor:
-    """Apply ``fn`` to found frames in chunks; (B,512,512) float mask, zeros where missing."""
-    out = torch.zeros((len(landmarks), CROP, CROP), dtype=torch.float32)
-    idx = landmarks.found_indices()
-    for start in range(0, len(idx), chunk):
+    """(N,512,512) float mask for the N found frames, computed in chunks.
+
+    ``fn(rows, frames)`` gets positions among the found frames (rows of the record's
+    crop/drawing arrays) and the matching frame indices."""
+    frames = landmarks.found_indices()
+    out = torch.zeros((len(frames), CROP, CROP), dtype=torch.float32)
+    for start in range(0, len(frames), chunk):
         bridge.check_interrupt()
-        part = idx[start:start + chunk]
-        out[part] = fn(part).reshape(len(part), CROP, CROP).float().cpu()
+        rows = list(range(start, min(start + chunk, len(frames))))
+        out[rows] = fn(rows, [frames[r] for r in rows]).reshape(len(rows), CROP, CROP).float().cpu()
         if step is not None:
-            step(len(part))
+            step(len(rows))
     return out
 
 
@@ -61,9 +64,9 @@ def reenact_area(net: CachedModel, landmarks: ProjectedLandmarks, chunk: int = 8
     model, drawn = net.ready(), landmarks.landmark_images()
     sources = landmarks.crops("source")
 
-    def run(part: list[int]) -> torch.Tensor:
-        x = torch.cat([nchw_unit(sources[part], net.device, torch.float32),
-                       nchw_unit(drawn[part], net.device, torch.float32)], dim=1)
+    def run(rows: list[int], _frames: list[int]) -> torch.Tensor:
+        x = torch.cat([nchw_unit(sources[rows], net.device, torch.float32),
+                       nchw_unit(drawn[rows], net.device, torch.float32)], dim=1)
         return adapting_area_mask(model(x))
 
     return _run_chunks(landmarks, chunk, run, step)
@@ -74,8 +77,8 @@ def swap_area(net: CachedModel, landmarks: ProjectedLandmarks, chunk: int = 8,
               step: Optional[Callable[[int], None]] = None) -> torch.Tensor:
     model, targets = net.ready(), landmarks.crops("target")
 
-    def run(part: list[int]) -> torch.Tensor:
-        logits = model(nchw_unit(targets[part], net.device, torch.float32))
+    def run(rows: list[int], _frames: list[int]) -> torch.Tensor:
+        logits = model(nchw_unit(targets[rows], net.device, torch.float32))
         return swap_mask_from_labels(parsing_labels(logits, CROP))
 
     return _run_chunks(landmarks, chunk, run, step)
@@ -97,11 +100,11 @@ def hull_area(landmarks: ProjectedLandmarks, task: str = "swap",
               step: Optional[Callable[[int], None]] = None) -> torch.Tensor:
     """Landmark-hull fallback. For reenactment the source's own face region is added, so the
     source face does not survive next to the re-posed one (the seg-UNet learns that union)."""
-    def run(part: list[int]) -> torch.Tensor:
-        warps = np.stack([landmarks.targets[i].warp256 for i in part])
-        mask = landmark_hull_mask(landmarks.pts70[part], CROP, warp_mat256=warps)
+    def run(_rows: list[int], frames: list[int]) -> torch.Tensor:
+        warps = np.stack([landmarks.targets[i].warp256 for i in frames])
+        mask = landmark_hull_mask(landmarks.pts70[frames], CROP, warp_mat256=warps)
         if task == "reenact":
-            for row, i in enumerate(part):
+            for row, i in enumerate(frames):
                 own = source_face_points(landmarks.sources[i])
                 if len(own) == 68:
                     extra = landmark_hull_mask(own[None], CROP)

@@ -22,8 +22,8 @@ import torch
 
 from ..core.errors import NoFaceError
 from ..core.images import uint8_to_image
-from ..face.align import aligned_matrix, faceadapter512_matrix, warp_to_crop
-from ..face.records import Face, FaceBatch, transform_points
+from ..face.align import FACEADAPTER_512, aligned_matrix, faceadapter512_matrix, warp_to_crop
+from ..face.records import CropBatch, Face, FaceBatch, FaceCrop, transform_points
 from .landmark_drawing import draw_pts70
 
 CROP = 512
@@ -69,9 +69,13 @@ def make_view(frame_rgb_uint8: np.ndarray, face: Face, frame_index: int) -> Face
 class ProjectedLandmarks:
     """FACE_LANDMARKS socket: 70 projected points per target frame, with the crops they live in.
 
-    ``pts70[i]`` is in target i's 256 aligned frame (NaN where ``found[i]`` is False).
-    ``source`` has one view per target frame (the same object repeated when one source
+    ``pts70[i]`` is in target frame i's 256 aligned frame (NaN where ``found[i]`` is False).
+    ``sources`` has one view per target frame (the same object repeated when one source
     image drives a whole video).
+
+    Like Crop Faces, everything the stage hands on (drawings, crops, areas, control images)
+    has one entry per *found* frame, in frame order; :meth:`crop_batch` maps them back, so
+    Paste Faces passes faceless frames through and no later stage spends work on them.
     """
 
     pts70: np.ndarray  # (B,70,2) float32
@@ -88,28 +92,34 @@ class ProjectedLandmarks:
         return [i for i, ok in enumerate(self.found) if ok]
 
     def landmark_images(self) -> np.ndarray:
-        """(B,512,512,3) uint8, read-only: the official drawing in each target's 512 crop (black when
-        missing). Drawn once per record; preview, area net and control composition all reuse it."""
+        """(N,512,512,3) uint8, read-only: the official drawing in each found target's 512 crop.
+        Drawn once per record; preview, area net and control composition all reuse it."""
         return self._drawn
 
     @cached_property
     def _drawn(self) -> np.ndarray:
-        out = np.zeros((len(self), CROP, CROP, 3), np.uint8)
         idx = self.found_indices()
-        if idx:
-            warps = np.stack([self.targets[i].warp256 for i in idx])
-            out[idx] = draw_pts70(self.pts70[idx], warps, CROP)
+        if not idx:
+            out = np.zeros((0, CROP, CROP, 3), np.uint8)
+        else:
+            out = draw_pts70(self.pts70[idx], np.stack([self.targets[i].warp256 for i in idx]), CROP)
         out.setflags(write=False)
         return out
 
     def crops(self, which: str) -> np.ndarray:
-        """(B,512,512,3) uint8 target or source crops (black when missing)."""
+        """(N,512,512,3) uint8 target or source crops of the found frames."""
         views = self.targets if which == "target" else self.sources
-        out = np.zeros((len(self), CROP, CROP, 3), np.uint8)
-        for i, view in enumerate(views):
-            if view is not None and self.found[i]:
-                out[i] = view.crop512
+        idx = self.found_indices()
+        out = np.empty((len(idx), CROP, CROP, 3), np.uint8)
+        for k, i in enumerate(idx):
+            out[k] = views[i].crop512
         return out
+
+    def crop_batch(self) -> CropBatch:
+        """CROP_TRANSFORMS of the found targets' 512 crops (frame -> crop), for Paste Faces."""
+        crops = tuple(FaceCrop(frame_index=i, face_index=0, matrix=self.targets[i].matrix512, size=CROP,
+                               face=self.targets[i].face) for i in self.found_indices())
+        return CropBatch(crops=crops, frame_sizes=self.frame_sizes, mode=FACEADAPTER_512)
 
 
 def first_face(faces: FaceBatch, index: int) -> Optional[Face]:
@@ -157,10 +167,14 @@ def compose_control(landmarks: ProjectedLandmarks, area: torch.Tensor, task: str
     """Control IMAGE [0,1] = landmarks*area + background*(1-area); background is the
     source crop for reenactment and the target crop for swapping (upstream step 8).
 
-    Returns (control [B,512,512,3], background [B,512,512,3]).
+    Returns (control [N,512,512,3], background [N,512,512,3]) for the N found frames.
     """
     if task not in ("reenact", "swap"):
         raise ValueError("task must be 'reenact' or 'swap'")
+    found = len(landmarks.found_indices())
+    if area.shape[0] != found:
+        raise ValueError(f"area has {area.shape[0]} masks but the landmarks have {found} found frame(s); connect "
+                         "the area predicted from these landmarks")
     background = uint8_to_image(landmarks.crops("source" if task == "reenact" else "target"))
     drawn = uint8_to_image(landmarks.landmark_images())
     mask = area.to(torch.float32).unsqueeze(-1)

@@ -75,8 +75,8 @@ def test_bfm_projection_source_identity_computed_once(photos, models_dir):
     assert sum(seen) == 3, "1 source crop + 2 target crops with a face: the source is encoded once"
     assert landmarks.found == (True, False, True)
     assert np.isfinite(landmarks.pts70[[0, 2]]).all() and np.isnan(landmarks.pts70[1]).all()
-    assert preview.shape == drawn.shape == (3, CROP, CROP, 3)
-    assert drawn[1].max() == 0 and drawn[0].max() > 0
+    assert preview.shape == drawn.shape == (2, CROP, CROP, 3), "one entry per found frame"
+    assert drawn.reshape(2, -1).amax(dim=1).min() > 0
     # same source as target -> the target's own reconstruction
     self_lm, _, _ = nodes.FaceAdapterProject3DLandmarks().project(
         recon, vid_img[:1], type(vid_faces)(vid_faces.frames[:1]), vid_img[:1],
@@ -106,17 +106,16 @@ def video_landmarks(photos, models_dir):
 def test_area_methods(video_landmarks, task, method):
     area, preview = nodes.FaceAdapterPredictAdaptingArea().predict(
         video_landmarks, task, method, "net_seg_res18.pth", "third_party/79999_iter.safetensors")
-    assert area.shape == (3, CROP, CROP) and preview.shape == (3, CROP, CROP, 3)
+    assert area.shape == (2, CROP, CROP) and preview.shape == (2, CROP, CROP, 3), "found frames only"
     assert set(torch.unique(area).tolist()) <= {0.0, 1.0}
-    assert area[1].sum() == 0, "faceless frame: nothing may change"
     if method == "landmark_hull":
-        assert area[0].sum() > 0
+        assert area.sum(dim=(1, 2)).min() > 0
 
 
 def test_face_parsing_area_from_safetensors(video_landmarks):
     area, _ = nodes.FaceAdapterPredictAdaptingArea().predict(
         video_landmarks, "swap", "face_parsing", "net_seg_res18.pth", "third_party/79999_iter.safetensors")
-    assert area.shape == (3, CROP, CROP) and area[1].sum() == 0
+    assert area.shape == (2, CROP, CROP)
 
 
 def test_auto_falls_back_and_forced_missing_model_errors(video_landmarks, models_dir):
@@ -130,11 +129,12 @@ def test_auto_falls_back_and_forced_missing_model_errors(video_landmarks, models
 
 @pytest.mark.parametrize("task", ["reenact", "swap"])
 def test_compose_control(video_landmarks, task):
-    area = torch.zeros(3, CROP, CROP)
+    area = torch.zeros(2, CROP, CROP)
     area[:, 100:400, 120:380] = 1.0
-    control, area_out, blend, background = nodes.FaceAdapterComposeSpatialControl().compose(
+    control, area_out, blend, background, transforms = nodes.FaceAdapterComposeSpatialControl().compose(
         video_landmarks, area, task)
-    drawn = torch.from_numpy(video_landmarks.landmark_images()).float() / 255
+    assert [c.frame_index for c in transforms.crops] == [0, 2] and transforms.frame_sizes[0] == (512, 512)
+    drawn = uint8_to_image(video_landmarks.landmark_images())
     inside, outside = area.bool(), ~area.bool()
     assert torch.equal(control[inside], drawn[inside])
     assert torch.equal(control[outside], background[outside])
@@ -142,5 +142,25 @@ def test_compose_control(video_landmarks, task):
     assert torch.equal(background, torch.from_numpy(expected_bg).float() / 255)
     assert blend.shape == area.shape and 0 < blend[0, 250, 250] <= 1 and blend[0, 5, 5] == 0
     assert blend[0, 95, 250] > 0, "the blend mask grows past the area"
-    with pytest.raises(ValueError, match="2 masks"):
-        nodes.FaceAdapterComposeSpatialControl().compose(video_landmarks, area[:2], task)
+    with pytest.raises(ValueError, match="1 masks but the landmarks have 2 found"):
+        nodes.FaceAdapterComposeSpatialControl().compose(video_landmarks, area[:1], task)
+
+
+def test_generated_crops_paste_back_into_the_target_frames(photos, video_landmarks):
+    """The stage's transforms close the loop: crops go back through Paste Faces; faceless frames pass through."""
+    from faceadapter_suite.nodes.face_analysis import FaceAdapterPasteFaces
+
+    vid_img, _ = photos["video"]
+    area = torch.ones(2, CROP, CROP)
+    _, _, _, background, transforms = nodes.FaceAdapterComposeSpatialControl().compose(video_landmarks, area, "swap")
+    unchanged, _ = FaceAdapterPasteFaces().paste(vid_img, background, transforms, 16, "off", True)
+    assert (unchanged - vid_img).abs().max() <= 2 / 255, "the target's own crops paste back to the frames"
+    edited = background.clone()
+    edited[:, 200:300, 200:300] = torch.tensor([1.0, 0.0, 0.0])
+    pasted, weights = FaceAdapterPasteFaces().paste(vid_img, edited, transforms, 16, "off", True)
+    assert torch.equal(pasted[1], vid_img[1]) and weights[1].sum() == 0, "the faceless frame is untouched"
+    changed = (pasted - vid_img).abs().amax(dim=-1) > 0.2
+    assert changed[0].any() and changed[2].any()
+    ys, xs = torch.nonzero(changed[0], as_tuple=True)
+    centre = transforms.crops[0].inverse() @ np.array([250.0, 250.0, 1.0])
+    assert abs(xs.float().mean() - centre[0]) < 15 and abs(ys.float().mean() - centre[1]) < 15
