@@ -16,6 +16,7 @@ import torch
 
 from ..core import comfy_bridge as bridge
 from ..core.errors import NoFaceError
+from ..core.manifest import entry
 from ..core.model_paths import find_insightface_model_dir, resolve_user_file
 from ..face import align, paste, preview, select, track
 from ..face import analysis as analysis_mod
@@ -23,8 +24,7 @@ from ..face.records import CropBatch, FaceBatch
 
 REQUIRES = ("cv2",)
 CATEGORY = "FaceAdapter/Face Analysis"
-MEDIAPIPE_TASK = "face_landmarker.task"
-MEDIAPIPE_TASK_SOURCE = "the MediaPipe Face Landmarker model page (face_landmarker.task)"
+MEDIAPIPE_TASK = entry("mediapipe.face_landmarker")  # only newer mediapipe (Tasks API) needs the file
 
 
 def _stepper(total: int, desc: str) -> Callable[[], None]:
@@ -88,7 +88,7 @@ class FaceAdapterLoadFaceAnalysis:
             analyzer = analysis_mod.load_analyzer(
                 "mediapipe", min_score=min_score, max_faces=max_faces, detector=mediapipe_detector,
                 mesh=landmarks != "none",
-                task_file=lambda: resolve_user_file("mediapipe", MEDIAPIPE_TASK, MEDIAPIPE_TASK_SOURCE))
+                task_file=lambda: resolve_user_file(MEDIAPIPE_TASK.kind, MEDIAPIPE_TASK.path, MEDIAPIPE_TASK.source))
         else:
             torch_device = bridge.torch_device() if device == "auto" else torch.device("cpu")
             analyzer = analysis_mod.load_analyzer(
