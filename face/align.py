@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..core.images import frame_float
-from .records import CropBatch, Face, FaceBatch, FaceCrop
+from .records import CropBatch, Face, FaceBatch, FaceCrop, transform_points
 
 # Face-Adapter's mean_face_lm5p_256 (the ArcFace 112 template, x' = 2x + 16, y' = 2y).
 TEMPLATE_256 = np.array(
@@ -86,7 +86,7 @@ def aligned_matrix(kps5: np.ndarray, size: int = 256, template: str = "faceadapt
 
 def alignment_error(face: Face, matrix: np.ndarray, size: int, template: str = "faceadapter") -> float:
     """Mean distance (crop px) between the mapped keypoints and the template points."""
-    mapped = np.asarray(face.kps5, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+    mapped = transform_points(face.kps5, matrix)
     return float(np.linalg.norm(mapped - template_points(size, template), axis=1).mean())
 
 

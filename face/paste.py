@@ -15,7 +15,7 @@ import torch
 
 from ..core.images import frame_float
 from .align import TEMPLATE_256, similarity_lstsq, warp_to_crop
-from .records import CropBatch, FaceCrop, transform_points
+from .records import CropBatch, FaceCrop, invert_affine, transform_points
 
 COLOR_MATCH = ("off", "mean_std")
 # Face oval used when a face has only five points: an ellipse in the 256 template frame
@@ -114,7 +114,7 @@ def paste_one(frame: np.ndarray, frame_mask: np.ndarray, crop_image: np.ndarray,
     delta = crop_image - original
     keep = unchanged_weights(delta) if preserve_unchanged else np.zeros((side, side), np.float32)
     corners = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float64)
-    footprint = transform_points(corners, np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2])
+    footprint = transform_points(corners, invert_affine(matrix))
     h, w = frame.shape[:2]
     x0, y0 = np.clip(np.floor(footprint.min(axis=0)).astype(int) - 1, 0, [w, h])
     x1, y1 = np.clip(np.ceil(footprint.max(axis=0)).astype(int) + 1, 0, [w, h])

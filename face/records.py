@@ -38,6 +38,20 @@ def transform_points(pts: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return xy
 
 
+def _homogeneous(matrix: np.ndarray) -> np.ndarray:
+    return np.vstack([np.asarray(matrix, dtype=np.float64), [0.0, 0.0, 1.0]])
+
+
+def invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine (e.g. crop -> frame from frame -> crop)."""
+    return np.linalg.inv(_homogeneous(matrix))[:2]
+
+
+def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """2x3 of ``outer`` after ``inner`` (inner is applied first)."""
+    return (_homogeneous(outer) @ _homogeneous(inner))[:2]
+
+
 @dataclass(frozen=True)
 class Face:
     """One detected face in one frame."""
@@ -111,8 +125,7 @@ class FaceCrop:
 
     def inverse(self) -> np.ndarray:
         """2x3 crop -> frame affine."""
-        m = np.vstack([np.asarray(self.matrix, dtype=np.float64), [0.0, 0.0, 1.0]])
-        return np.linalg.inv(m)[:2]
+        return invert_affine(self.matrix)
 
     def to_crop(self, pts: np.ndarray) -> np.ndarray:
         """Map (N, 2) frame points into this crop."""

@@ -23,19 +23,12 @@ import torch
 from ..core.errors import NoFaceError
 from ..core.images import uint8_to_image
 from ..face.align import FACEADAPTER_512, aligned_matrix, faceadapter512_matrix, warp_to_crop
-from ..face.records import CropBatch, Face, FaceBatch, FaceCrop, transform_points
+from ..face.records import CropBatch, Face, FaceBatch, FaceCrop, compose_affine, transform_points
 from .landmark_drawing import draw_pts70
 
 CROP = 512
 ALIGNED = 256
 MISSING_POLICIES = ("pass_through", "error")
-
-
-def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """2x3 of ``outer`` after ``inner`` (apply inner first)."""
-    o = np.vstack([outer, [0.0, 0.0, 1.0]])
-    i = np.vstack([inner, [0.0, 0.0, 1.0]])
-    return (o @ i)[:2]
 
 
 @dataclass(frozen=True)

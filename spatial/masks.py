@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..face.records import invert_affine, transform_points
+
 __all__ = [
     "ADAPTING_AREA_THRESHOLD", "FACE_LABELS", "FACE_EAR_LABELS", "OCCLUSION_LABELS",
     "adapting_area_mask", "parsing_labels", "label_groups", "label_png_groups", "swap_mask",
@@ -134,9 +136,9 @@ def blend_mask(mask: torch.Tensor, pad: int = BLEND_PAD, kernel: int = BLEND_KER
 
 def points_256_to_crop(points: np.ndarray, warp_mat256: np.ndarray) -> np.ndarray:
     """Map (...,2) points from the 256 aligned crop back to the 512 crop (inverse of the 2x3 warp)."""
-    inverse = cv2.invertAffineTransform(np.asarray(warp_mat256, dtype=np.float64))
     pts = np.asarray(points, dtype=np.float64)
-    return pts @ inverse[:, :2].T + inverse[:, 2]
+    flat = transform_points(pts.reshape(-1, pts.shape[-1])[:, :2], invert_affine(warp_mat256))
+    return flat.reshape(*pts.shape[:-1], 2)
 
 
 def _hull_polygon(points68: np.ndarray, forehead: float) -> np.ndarray:

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..face.records import MEDIAPIPE_478, Face
+from ..face.records import MEDIAPIPE_478, Face, transform_points
 from .mesh_topology import BROWS, EYE_CORNERS, EYES, GAZE, interocular, mesh_to_points70
 from .pose import HeadPose, mesh_pose
 
@@ -171,5 +171,5 @@ def project_landmarks_mesh(source: Face, target: Face, matrix: np.ndarray) -> Me
     m = np.asarray(matrix, np.float64)
     if m.shape != (2, 3):
         raise ValueError(f"the crop matrix must be 2x3 (frame -> crop), got shape {m.shape}")
-    crop = frame[:, :2] @ m[:, :2].T + m[:, 2]
+    crop = transform_points(frame[:, :2], m)
     return MeshProjection(crop.astype(np.float32), frame, out_c, src_pose, tgt_pose)
