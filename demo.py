@@ -29,7 +29,7 @@ load_pack()
 
 from faceadapter_suite.core import comfy_bridge  # noqa: E402
 from faceadapter_suite.core.images import image_to_uint8, uint8_to_image  # noqa: E402
-from faceadapter_suite.face.sample_photos import SAMPLE_NAMES, load_sample  # noqa: E402
+from faceadapter_suite.face.sample_photos import SAMPLE_NAMES, load_sample, read_rgb  # noqa: E402
 from faceadapter_suite.nodes import face_analysis as fa  # noqa: E402
 from faceadapter_suite.nodes import spatial_condition as sc  # noqa: E402
 
@@ -37,12 +37,10 @@ from faceadapter_suite.nodes import spatial_condition as sc  # noqa: E402
 def read_photo(name: str) -> np.ndarray:
     if name in SAMPLE_NAMES:
         return load_sample(name)
-    import cv2
-
-    bgr = cv2.imread(name, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise SystemExit(f"demo: cannot read {name!r} (give a path or one of {', '.join(SAMPLE_NAMES)})")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    try:
+        return read_rgb(name)
+    except FileNotFoundError:
+        raise SystemExit(f"demo: cannot read {name!r} (give a path or one of {', '.join(SAMPLE_NAMES)})") from None
 
 
 def save_png(path: Path, image) -> None:
@@ -85,7 +83,7 @@ def run(args: argparse.Namespace) -> dict:
         recon, images["source"], faces["source"], images["target"], faces["target"], "error"))
     area, area_preview = timed("adapting_area", lambda: sc.FaceAdapterPredictAdaptingArea().predict(
         landmarks, args.task, "auto", "net_seg_res18.pth", "third_party/79999_iter.pth"))
-    control, _, blend, background = timed("compose_control", lambda: sc.FaceAdapterComposeSpatialControl().compose(
+    control, _, blend, _, _ = timed("compose_control", lambda: sc.FaceAdapterComposeSpatialControl().compose(
         landmarks, area, args.task))
 
     save_png(out / "landmarks_overlay.png", overlay)
@@ -93,7 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     save_png(out / "adapting_area.png", area_preview)
     save_png(out / "blend_mask.png", (blend[0].numpy() * 255).astype(np.uint8))
     save_png(out / "control.png", control)
-    crops = [image_to_uint8(uint8_to_image(landmarks.crops(r)))[0] for r in ("source", "target")]
+    crops = [landmarks.crops(r)[0] for r in ("source", "target")]
     sheet = np.concatenate([crops[0], crops[1], image_to_uint8(overlay)[0], image_to_uint8(area_preview)[0],
                             image_to_uint8(control)[0]], axis=1)
     save_png(out / "sheet.png", sheet)

@@ -82,7 +82,10 @@ def soft_empty_cache() -> None:
 
 # ---------------------------------------------------------------- progress / interrupt
 class Progress:
-    """Progress over ``total`` steps: ComfyUI's bar inside ComfyUI, tqdm outside."""
+    """Progress over ``total`` steps: ComfyUI's bar inside ComfyUI, tqdm outside.
+
+    Every update also honours Cancel, so a per-frame loop that reports progress is
+    interruptible without checking separately."""
 
     def __init__(self, total: int, desc: str = "FaceAdapter"):
         self.total = max(int(total), 1)
@@ -99,6 +102,7 @@ class Progress:
                 self._tqdm = None
 
     def update(self, n: int = 1) -> None:
+        check_interrupt()
         self.done = min(self.done + n, self.total)
         if self._bar is not None:
             self._bar.update_absolute(self.done, self.total)
@@ -113,6 +117,8 @@ class Progress:
 
 
 def progress(total: int, desc: str = "FaceAdapter") -> Progress:
+    """A new bar; checks for Cancel first so a node stops before starting work."""
+    check_interrupt()
     return Progress(total, desc)
 
 

@@ -11,7 +11,7 @@ import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -101,6 +101,13 @@ def check_keys(module: torch.nn.Module, state: Mapping[str, torch.Tensor], sourc
                   for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
     if missing or unexpected or mismatched:
         raise WrongModelFileError(source, type(module).__name__, missing, unexpected, mismatched)
+
+
+def load_network(build: Callable[[], torch.nn.Module], path: str | Path, *, dtype: Optional[torch.dtype] = None,
+                 strip_prefixes: Sequence[str] = ("module.",)) -> torch.nn.Module:
+    """Build a network and strictly load a checkpoint file into it (eval mode)."""
+    state = load_state_dict(path, strip_prefixes=strip_prefixes)
+    return load_weights_into(build(), state, source=str(path), dtype=dtype)
 
 
 def load_weights_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, source: str,

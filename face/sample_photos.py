@@ -24,7 +24,8 @@ def _package_file(package: str, *parts: str) -> Path:
     return path
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path | str) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB (OpenCV reads BGR)."""
     import cv2
 
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -41,9 +42,9 @@ def _astronaut() -> np.ndarray:
 
 _LOADERS: dict[str, Callable[[], np.ndarray]] = {
     "astronaut": _astronaut,
-    "grace_hopper": lambda: _read_rgb(_package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")),
-    "tom_hanks": lambda: _read_rgb(_package_file("insightface", "data", "images", "Tom_Hanks_54745.png")),
-    "t1": lambda: _read_rgb(_package_file("insightface", "data", "images", "t1.jpg")),
+    "grace_hopper": lambda: read_rgb(_package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")),
+    "tom_hanks": lambda: read_rgb(_package_file("insightface", "data", "images", "Tom_Hanks_54745.png")),
+    "t1": lambda: read_rgb(_package_file("insightface", "data", "images", "t1.jpg")),
 }
 
 

@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..core.loading import load_state_dict, load_weights_into
+from ..core.loading import load_network
 from .resnet import ResNetTrunk, fold_batchnorm, resnet50_trunk
 
 __all__ = ["D3DFR", "COEFF_SLICES", "NUM_COEFFS", "HEAD_SIZES", "load_d3dfr"]
@@ -74,6 +74,5 @@ class D3DFR(nn.Module):
 
 def load_d3dfr(path: str | Path, *, fuse: bool = True, dtype: Optional[torch.dtype] = None) -> D3DFR:
     """Build D3DFR from a checkpoint (``module.`` prefix stripped), optionally BN-fused, eval mode."""
-    net = D3DFR()
-    load_weights_into(net, load_state_dict(path, strip_prefixes=("module.",)), source=str(path), dtype=dtype)
+    net = load_network(D3DFR, path, dtype=dtype)
     return net.fuse_for_inference() if fuse else net.eval()

@@ -29,7 +29,6 @@ MEDIAPIPE_TASK = entry("mediapipe.face_landmarker")  # only newer mediapipe (Tas
 
 def _stepper(total: int, desc: str) -> Callable[[], None]:
     """Per-frame callback: honour Cancel, advance the progress bar."""
-    bridge.check_interrupt()
     bar = bridge.progress(total, desc)
 
     def step() -> None:

@@ -16,7 +16,7 @@ import torch
 
 from ..core import comfy_bridge as bridge
 from ..core.cache import MODEL_CACHE, CachedModel
-from ..core.loading import load_state_dict, load_weights_into
+from ..core.loading import load_network
 from ..models.adapting_area import AdaptingAreaPredictor
 from ..models.bisenet import BiSeNet
 from ..face.records import MEDIAPIPE_478, transform_points
@@ -27,17 +27,13 @@ from .masks import adapting_area_mask, blend_mask, landmark_hull_mask, parsing_l
 METHODS = ("auto", "adapting_area_net", "face_parsing", "landmark_hull")
 
 
-def _load(network: Callable[[], torch.nn.Module], path: Path) -> torch.nn.Module:
-    return load_weights_into(network(), load_state_dict(path), source=str(path), dtype=torch.float32)
-
-
 def load_area_net(path: Path, device: Optional[torch.device] = None) -> CachedModel:
-    return MODEL_CACHE.get("adapting_area_predictor", [path], lambda: _load(AdaptingAreaPredictor, path),
+    return MODEL_CACHE.get("adapting_area_predictor", [path], lambda: load_network(AdaptingAreaPredictor, path, dtype=torch.float32),
                            dtype=torch.float32, device=device or bridge.torch_device())
 
 
 def load_parsing_net(path: Path, device: Optional[torch.device] = None) -> CachedModel:
-    return MODEL_CACHE.get("bisenet19", [path], lambda: _load(BiSeNet, path),
+    return MODEL_CACHE.get("bisenet19", [path], lambda: load_network(BiSeNet, path, dtype=torch.float32),
                            dtype=torch.float32, device=device or bridge.torch_device())
 
 
