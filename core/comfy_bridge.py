@@ -173,21 +173,6 @@ def folder_paths_for(kind: str) -> list[Path]:
     return [models_dir() / kind]
 
 
-def filename_list(kind: str) -> list[str]:
-    """Files ComfyUI lists for ``kind`` (for dropdowns); standalone: a directory walk."""
-    fp = _comfy("folder_paths")
-    if fp is not None:
-        try:
-            return list(fp.get_filename_list(kind))
-        except KeyError:
-            return []
-    names: list[str] = []
-    for root in folder_paths_for(kind):
-        if root.is_dir():
-            names += [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file()]
-    return names
-
-
 # ---------------------------------------------------------------- memory management
 def manage(module: torch.nn.Module, load_device: torch.device, offload: torch.device) -> Any:
     """Wrap a network so ComfyUI can load/offload it with its own models (None outside)."""

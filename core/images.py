@@ -53,20 +53,3 @@ def uint8_to_image(frames: np.ndarray) -> torch.Tensor:
     if frames.ndim == 3:
         frames = frames[None]
     return torch.from_numpy(np.divide(frames, np.float32(255.0), dtype=np.float32))
-
-
-def float_to_image(frames: np.ndarray) -> torch.Tensor:
-    """float [B,H,W,3] 0..1 -> IMAGE tensor (float32, clamped)."""
-    if frames.ndim == 3:
-        frames = frames[None]
-    return torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).clamp_(0, 1)
-
-
-def masks_to_tensor(masks: np.ndarray) -> torch.Tensor:
-    """float/uint8 [B,H,W] or [H,W] -> MASK float32 0..1."""
-    if masks.ndim == 2:
-        masks = masks[None]
-    tensor = torch.from_numpy(np.ascontiguousarray(masks)).float()
-    if masks.dtype == np.uint8:
-        tensor = tensor / 255.0
-    return tensor.clamp_(0, 1)

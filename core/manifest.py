@@ -41,7 +41,3 @@ def entry(model_id: str) -> ModelEntry:
         return entries()[model_id]
     except KeyError:
         raise KeyError(f"unknown model id {model_id!r}; the manifest lists: {', '.join(sorted(entries()))}") from None
-
-
-def kinds() -> list[str]:
-    return sorted({e.kind for e in entries().values()})

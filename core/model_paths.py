@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from . import comfy_bridge as bridge
 from .errors import MissingModelError
@@ -79,7 +79,3 @@ def find_insightface_model_dir(name: str = "antelopev2") -> Path:
     source = next((e.source.rsplit("/", 1)[0] for e in entries().values() if e.id.startswith(f"insightface.{name}")), "")
     raise MissingModelError(f"insightface '{name}' (*.onnx)", tried, "insightface", source,
                             "insightface model zoo: non-commercial research use")
-
-
-def models_of_kind(kind: str) -> Iterable[ModelEntry]:
-    return (e for e in entries().values() if e.kind == kind)
