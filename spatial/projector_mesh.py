@@ -49,6 +49,7 @@ Known limits (measured on the sample photos; tests/test_projector_mesh.py prints
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -160,11 +161,18 @@ def transfer_expression(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return out
 
 
-def project_landmarks_mesh(source: Face, target: Face, matrix: np.ndarray) -> MeshProjection:
+def source_canonical(source: Face) -> tuple[np.ndarray, HeadPose]:
+    """The source's canonical points and pose: computed once per source image, reused per frame."""
+    return canonical_points(_mesh(source, "source"))
+
+
+def project_landmarks_mesh(source: Face, target: Face, matrix: np.ndarray,
+                           source_fit: Optional[tuple[np.ndarray, HeadPose]] = None) -> MeshProjection:
     """70 landmarks (68 iBUG + 2 gaze) with the source's identity and the target's expression
     and pose, in the crop that ``matrix`` (2x3, target frame -> crop, e.g. the 256 aligned
-    crop) defines. Both faces need MediaPipe 478-point meshes in frame pixels."""
-    src_c, src_pose = canonical_points(_mesh(source, "source"))
+    crop) defines. Both faces need MediaPipe 478-point meshes in frame pixels.
+    ``source_fit`` is :func:`source_canonical` of ``source`` when the caller already has it."""
+    src_c, src_pose = source_fit if source_fit is not None else source_canonical(source)
     tgt_c, tgt_pose = canonical_points(_mesh(target, "target"))
     out_c = transfer_expression(src_c, tgt_c)
     frame = tgt_pose.similarity.apply(out_c)

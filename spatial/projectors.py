@@ -78,10 +78,12 @@ class MeshProjector:
     method: str = "mediapipe_mesh"
 
     def project(self, sources: Sequence[FaceView], targets: Sequence[FaceView]) -> np.ndarray:
-        from .projector_mesh import project_landmarks_mesh
+        from .projector_mesh import project_landmarks_mesh, source_canonical
 
-        return np.stack([project_landmarks_mesh(s.face, t.face, t.frame_to_256).points
-                         for s, t in zip(sources, targets)]).astype(np.float32)
+        unique, index = _unique(sources)
+        fits = [source_canonical(v.face) for v in unique]  # once per source image, not per frame
+        return np.stack([project_landmarks_mesh(s.face, t.face, t.frame_to_256, fits[k]).points
+                         for s, t, k in zip(sources, targets, index)]).astype(np.float32)
 
 
 def load_bfm_projector(d3dfr_path: Path, bfm_path: Path, device: Optional[torch.device] = None) -> BfmProjector:

@@ -164,3 +164,18 @@ def test_generated_crops_paste_back_into_the_target_frames(photos, video_landmar
     ys, xs = torch.nonzero(changed[0], as_tuple=True)
     centre = transforms.crops[0].inverse() @ np.array([250.0, 250.0, 1.0])
     assert abs(xs.float().mean() - centre[0]) < 15 and abs(ys.float().mean() - centre[1]) < 15
+
+
+def test_mesh_projector_fits_one_source_once(photos, monkeypatch):
+    """One source image driving a video: its canonical fit is computed once, not per frame."""
+    from faceadapter_suite.spatial import projector_mesh
+
+    calls = []
+    real = projector_mesh.source_canonical
+    monkeypatch.setattr(projector_mesh, "source_canonical", lambda face: calls.append(1) or real(face))
+    src_img, src_faces = photos["grace_hopper"]
+    vid_img, vid_faces = photos["video"]
+    landmarks = nodes.FaceAdapterProject3DLandmarks().project(
+        nodes.FaceAdapterLoad3DReconstructor().load(nodes.MESH, "", "")[0], src_img, src_faces, vid_img, vid_faces,
+        "pass_through")[0]
+    assert landmarks.found == (True, False, True) and len(calls) == 1
