@@ -45,18 +45,22 @@ def require_model(model: ModelEntry | str) -> Path:
     return path
 
 
-def resolve_user_file(kind: str, name: str, source: str = "") -> Path:
-    """A file picked in a dropdown (relative to a folder of ``kind``) or an absolute path."""
+def user_file_candidates(kind: str, name: str) -> list[Path]:
+    """Where a user-given name (relative to a folder of ``kind``, or absolute) may be."""
     as_path = Path(name).expanduser()
-    if as_path.is_absolute():
-        if as_path.exists():
-            return as_path
-        raise MissingModelError(name, [as_path], kind, source)
-    tried = [root / name for root in bridge.folder_paths_for(kind)]
-    for path in tried:
-        if path.exists():
-            return path
-    raise MissingModelError(name, tried, kind, source)
+    return [as_path] if as_path.is_absolute() else [root / name for root in bridge.folder_paths_for(kind)]
+
+
+def find_user_file(kind: str, name: str) -> Optional[Path]:
+    return next((p for p in user_file_candidates(kind, name) if p.exists()), None)
+
+
+def resolve_user_file(kind: str, name: str, source: str = "") -> Path:
+    """A file picked by the user, or a MissingModelError naming every place looked at."""
+    path = find_user_file(kind, name)
+    if path is None:
+        raise MissingModelError(name, user_file_candidates(kind, name), kind, source)
+    return path
 
 
 def _has_onnx(folder: Path) -> bool:

@@ -7,7 +7,7 @@ from ..core import comfy_bridge as bridge
 from ..core.errors import NoFaceError
 from ..core.images import frame_to_uint8, image_to_uint8, uint8_to_image
 from ..core.manifest import entry
-from ..core.model_paths import resolve_user_file
+from ..core.model_paths import find_user_file, resolve_user_file
 from ..spatial import area as area_ops
 from ..spatial.condition import MISSING_POLICIES, compose_control, pair_views
 from ..spatial.previews import landmark_overlay, mask_overlay
@@ -139,18 +139,10 @@ class FaceAdapterPredictAdaptingArea:
         if method != "auto":
             return method
         wanted, file = (("adapting_area_net", area_model) if task == "reenact" else ("face_parsing", parsing_model))
-        if _exists("faceadapter", file):
+        if find_user_file("faceadapter", file) is not None:
             return wanted
         log.warning("FaceAdapter: %s not found in the faceadapter folder; using the landmark-hull area", file)
         return "landmark_hull"
-
-
-def _exists(kind: str, name: str) -> bool:
-    try:
-        resolve_user_file(kind, name)
-        return True
-    except FileNotFoundError:
-        return False
 
 
 class FaceAdapterComposeSpatialControl:
