@@ -24,7 +24,7 @@ from faceadapter_suite.nodes.spatial_condition import (BFM, FaceAdapterLoad3DRec
                                                        FaceAdapterProject3DLandmarks)
 from faceadapter_suite.spatial.projectors import load_bfm_projector  # noqa: E402
 
-SYNTHETIC_BFM = REPO.parent / "shared" / "reference" / "parity" / "bfm_synthetic_front.mat"
+SYNTHETIC_BFM = REPO / "tests" / "data" / "reference" / "parity" / "bfm_synthetic_front.mat"
 
 
 def main() -> None:
