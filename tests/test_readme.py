@@ -24,7 +24,7 @@ def test_pack_ships_no_weights():
     if not tracked:  # not a git checkout (e.g. an sdist)
         tracked = [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file()]
     weights = [f for f in tracked if f.endswith((".pth", ".pt", ".safetensors", ".onnx", ".tar", ".ckpt", ".bin", ".mat"))]
-    # The only model-format file allowed is the synthetic 600-vertex BFM parity fixture (random data, < 1 MB).
-    fixtures = [f for f in weights if f.startswith("tests/data/") and (REPO / f).stat().st_size < 1_000_000]
+    # The only model-format file allowed is the synthetic 600-vertex BFM parity fixture (random data, < 2 MB).
+    fixtures = [f for f in weights if f.startswith("tests/data/") and (REPO / f).stat().st_size < 2_000_000]
     assert fixtures in ([], ["tests/data/reference/parity/bfm_synthetic_front.mat"])
     assert [f for f in weights if f not in fixtures] == []
