@@ -45,19 +45,15 @@ COEF_SCALE = 1 << COEF_BITS
 _PAD = 2  # source padding so clipped tap positions always land on border values
 
 
-def _weight_tables() -> tuple[np.ndarray, np.ndarray]:
-    """(1024, 4) int32 and float32 bilinear weights indexed by ``fy * 32 + fx``."""
-    f = np.arange(INTER_TAB_SIZE, dtype=np.int64)
-    fy, fx = np.meshgrid(f, f, indexing="ij")
-    fy, fx = fy.ravel(), fx.ravel()
+def _float_weight_table() -> np.ndarray:
+    """(1024, 4) float32 bilinear weights indexed by ``fy * 32 + fx``: (1-y)(1-x), (1-y)x, y(1-x), yx, all exact."""
+    f = np.arange(INTER_TAB_SIZE, dtype=np.float64)
+    fy, fx = (g.ravel() for g in np.meshgrid(f, f, indexing="ij"))
     parts = np.stack([(32 - fy) * (32 - fx), (32 - fy) * fx, fy * (32 - fx), fy * fx], axis=1)
-    itab = (parts * (COEF_SCALE // (INTER_TAB_SIZE * INTER_TAB_SIZE))).astype(np.int32)
-    # float table: (1 - y)(1 - x) etc. with y, x multiples of 1/32; exact in float32
-    ftab = (parts.astype(np.float64) / (INTER_TAB_SIZE * INTER_TAB_SIZE)).astype(np.float32)
-    return itab, ftab
+    return (parts / (INTER_TAB_SIZE * INTER_TAB_SIZE)).astype(np.float32)
 
 
-_ITAB, _FTAB = _weight_tables()
+_FTAB = _float_weight_table()
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
@@ -77,31 +73,36 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
 def _round_to_int32(values: np.ndarray) -> np.ndarray:
     """``cvRound`` on x86: half to even; out of int32 range gives INT_MIN (SSE2 'indefinite')."""
     r = np.rint(values)
-    bad = ~((r >= -2.0**31) & (r <= 2.0**31 - 1))
-    r[bad] = -2.0**31
-    return r.astype(np.int64)
+    r[~((r >= -2.0**31) & (r <= 2.0**31 - 1))] = -2.0**31
+    return r.astype(np.int32)
 
 
-def _wrap_int32(values: np.ndarray) -> np.ndarray:
-    return values.astype(np.int32).astype(np.int64) if values.size and (
-        values.max() > 2**31 - 1 or values.min() < -(2**31)) else values
+def _source_coords(m: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point source coordinates X, Y (1/32 pixel units, int32) of every destination pixel, (H, W).
 
-
-def _source_coords(m: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-left tap (sx, sy) and table index ``fy*32+fx`` for every destination pixel, (H, W)."""
+    The top-left tap is ``X >> 5`` and the table fraction ``X & 31``; int32 sums wrap as in C.
+    """
     xs = np.arange(width, dtype=np.float64)
     ys = np.arange(height, dtype=np.float64)
     adelta = _round_to_int32(m[0, 0] * xs * AB_SCALE)
     bdelta = _round_to_int32(m[1, 0] * xs * AB_SCALE)
-    x0 = _round_to_int32((m[0, 1] * ys + m[0, 2]) * AB_SCALE) + ROUND_DELTA
-    y0 = _round_to_int32((m[1, 1] * ys + m[1, 2]) * AB_SCALE) + ROUND_DELTA
-    x = _wrap_int32(x0[:, None] + adelta[None, :]) >> (AB_BITS - INTER_BITS)
-    y = _wrap_int32(y0[:, None] + bdelta[None, :]) >> (AB_BITS - INTER_BITS)
-    alpha = (y & (INTER_TAB_SIZE - 1)) * INTER_TAB_SIZE + (x & (INTER_TAB_SIZE - 1))
-    # OpenCV keeps the integer part as int16 (saturated)
-    sx = np.clip(x >> INTER_BITS, -(2**15), 2**15 - 1)
-    sy = np.clip(y >> INTER_BITS, -(2**15), 2**15 - 1)
-    return sx, sy, alpha
+    x0 = _round_to_int32((m[0, 1] * ys + m[0, 2]) * AB_SCALE) + np.int32(ROUND_DELTA)
+    y0 = _round_to_int32((m[1, 1] * ys + m[1, 2]) * AB_SCALE) + np.int32(ROUND_DELTA)
+    with np.errstate(over="ignore"):
+        x = np.add(x0[:, None], adelta[None, :], dtype=np.int32)
+        y = np.add(y0[:, None], bdelta[None, :], dtype=np.int32)
+    x >>= AB_BITS - INTER_BITS
+    y >>= AB_BITS - INTER_BITS
+    return x, y
+
+
+def _tap_index(coord: np.ndarray, n: int) -> np.ndarray:
+    """Integer tap ``coord >> 5`` (OpenCV saturates it to int16) clipped to [-2, n], shifted by the padding.
+
+    Clipping keeps both taps of an outside pixel on border values (the source is padded by 2)
+    and leaves every tap that touches the image where it is.
+    """
+    return np.clip(coord >> INTER_BITS, -_PAD, min(n, 2**15 - 1)) + _PAD
 
 
 def _border_array(border_value: float | Sequence[float], channels: int, dtype: np.dtype) -> np.ndarray:
@@ -143,36 +144,39 @@ def warp_affine(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], inve
     h, w, c = img.shape
     border = _border_array(border_value, c, img.dtype)
 
-    # pad by 2 with the border value; clipping sx to [-2, w] keeps both taps of a fully
-    # outside pixel outside, and leaves inside/edge taps where they are
-    padded = np.empty((h + 2 * _PAD, w + 2 * _PAD, c), dtype=img.dtype)
-    padded[...] = border
-    padded[_PAD:_PAD + h, _PAD:_PAD + w] = img
+    # channel planes padded by 2 with the border value (planar keeps the per-pixel maths contiguous)
+    padded = np.empty((c, h + 2 * _PAD, w + 2 * _PAD), dtype=img.dtype)
+    padded[...] = border[:, None, None]
+    padded[:, _PAD:_PAD + h, _PAD:_PAD + w] = img.transpose(2, 0, 1)
     pw = w + 2 * _PAD
-    flat = padded.reshape(-1, c)
+    planes = padded.reshape(c, -1)
 
-    sx, sy, alpha = _source_coords(m, width, height)
-    sxc = np.clip(sx, -_PAD, w) + _PAD
-    syc = np.clip(sy, -_PAD, h) + _PAD
-    idx = (syc * pw + sxc).ravel()
-    alpha = alpha.ravel()
+    x, y = _source_coords(m, width, height)
+    sx = _tap_index(x, w).ravel()
+    sy = _tap_index(y, h).ravel()
+    idx = sy * pw + sx
+    taps = [np.take(planes, i, axis=1) for i in (idx, idx + 1, idx + pw, idx + pw + 1)]  # each (C, N)
 
     if img.dtype == np.uint8:
-        wt = _ITAB[alpha]
-        acc = flat[idx].astype(np.int32) * wt[:, 0:1]
-        acc += flat[idx + 1] * wt[:, 1:2]
-        acc += flat[idx + pw] * wt[:, 2:3]
-        acc += flat[idx + pw + 1] * wt[:, 3:4]
-        acc += COEF_SCALE // 2
-        acc >>= COEF_BITS
-        out = acc.astype(np.uint8)  # already within 0..255: weights are >= 0 and sum to 32768
+        # sum(tap * w) with w = 32 * (32-fy)(32-fx) etc. equals 32 * ((32-fy) top + fy bottom), where
+        # top = 32 p00 + fx (p01 - p00); so (sum + 16384) >> 15 == (v + 512) >> 10 exactly, in int16/int32.
+        fx = (x.ravel() & (INTER_TAB_SIZE - 1)).astype(np.int16)
+        fy = (y.ravel() & (INTER_TAB_SIZE - 1)).astype(np.int32)
+        p00, p01, p10, p11 = (t.astype(np.int16) for t in taps)
+        top = p00 * np.int16(INTER_TAB_SIZE) + fx * (p01 - p00)
+        bottom = p10 * np.int16(INTER_TAB_SIZE) + fx * (p11 - p10)
+        v = top.astype(np.int32) * INTER_TAB_SIZE + fy * (bottom - top)
+        v += 1 << (2 * INTER_BITS - 1)
+        v >>= 2 * INTER_BITS
+        out = v.astype(np.uint8)  # within 0..255: a convex combination of 8-bit values
     else:
-        wt = _FTAB[alpha]
-        out = flat[idx] * wt[:, 0:1]
-        out += flat[idx + 1] * wt[:, 1:2]
-        out += flat[idx + pw] * wt[:, 2:3]
-        out += flat[idx + pw + 1] * wt[:, 3:4]
-        outside = ((sx >= w) | (sx + 1 < 0) | (sy >= h) | (sy + 1 < 0)).ravel()
-        out[outside] = border
-    out = out.reshape(height, width, c)
-    return out[:, :, 0] if squeeze else out
+        alpha = ((y & (INTER_TAB_SIZE - 1)) * INTER_TAB_SIZE + (x & (INTER_TAB_SIZE - 1))).ravel()
+        wt = _FTAB[alpha].T  # (4, N)
+        out = taps[0] * wt[0]
+        out += taps[1] * wt[1]
+        out += taps[2] * wt[2]
+        out += taps[3] * wt[3]
+        outside = (sx == 0) | (sx == w + _PAD) | (sy == 0) | (sy == h + _PAD)
+        out[:, outside] = border[:, None]
+    out = out.reshape(c, height, width)
+    return out[0] if squeeze else np.ascontiguousarray(out.transpose(1, 2, 0))
