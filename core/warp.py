@@ -2,7 +2,7 @@
 
 Why: upstream Face-Adapter only runs on OpenCV 4.x, and the stage-1 images (landmark
 drawing, crops) must match it exactly, but ``cv2.warpAffine``'s uint8 bilinear output
-changed in OpenCV 4.11/5.x (coordinates are no longer quantised the same way). Users
+changed in OpenCV 5.x (4.11 and 4.12 still give 4.10's values; 5.0 and 5.1 do not). Users
 run whatever OpenCV their ComfyUI env has, so the pack does the maths itself.
 
 The OpenCV 4.x algorithm for ``INTER_LINEAR`` + ``BORDER_CONSTANT``, re-derived here:
@@ -96,13 +96,19 @@ def _source_coords(m: np.ndarray, width: int, height: int) -> tuple[np.ndarray, 
     return x, y
 
 
-def _tap_index(coord: np.ndarray, n: int) -> np.ndarray:
-    """Integer tap ``coord >> 5`` (OpenCV saturates it to int16) clipped to [-2, n], shifted by the padding.
+def _tap_window(tap: np.ndarray, n: int) -> tuple[int, int]:
+    """[lo, hi) of source rows/columns that any tap ``tap`` or ``tap + 1`` reads inside [0, n)."""
+    lo, hi = max(int(tap.min()), 0), min(int(tap.max()) + 2, n)
+    return lo, max(hi, lo)
 
-    Clipping keeps both taps of an outside pixel on border values (the source is padded by 2)
-    and leaves every tap that touches the image where it is.
+
+def _padded_index(tap: np.ndarray, lo: int, n: int) -> np.ndarray:
+    """Tap position in the window [lo, lo + n) padded by 2, clipped to [-2, n] before the shift.
+
+    Clipping keeps both taps of an outside pixel on border values and leaves every tap that
+    touches the window where it is.
     """
-    return np.clip(coord >> INTER_BITS, -_PAD, min(n, 2**15 - 1)) + _PAD
+    return np.clip(tap - lo, -_PAD, n) + _PAD
 
 
 def _border_array(border_value: float | Sequence[float], channels: int, dtype: np.dtype) -> np.ndarray:
@@ -144,39 +150,73 @@ def warp_affine(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], inve
     h, w, c = img.shape
     border = _border_array(border_value, c, img.dtype)
 
-    # channel planes padded by 2 with the border value (planar keeps the per-pixel maths contiguous)
-    padded = np.empty((c, h + 2 * _PAD, w + 2 * _PAD), dtype=img.dtype)
+    x, y = _source_coords(m, width, height)
+    # integer taps, saturated to int16 as OpenCV stores them
+    tap_x = np.clip(x >> INTER_BITS, -(2**15), 2**15 - 1).ravel()
+    tap_y = np.clip(y >> INTER_BITS, -(2**15), 2**15 - 1).ravel()
+    # only the source window the taps reach is copied (a face crop reads a small part of a frame)
+    (x_lo, x_hi), (y_lo, y_hi) = _tap_window(tap_x, w), _tap_window(tap_y, h)
+    win = img[y_lo:y_hi, x_lo:x_hi]
+    wh, ww = win.shape[:2]
+
+    # channel planes padded by 2 with the border value (planar keeps the per-pixel maths contiguous);
+    # uint8 is widened to int16 once here, so the gathered taps are ready for the integer blend
+    work_dtype = np.int16 if img.dtype == np.uint8 else np.float32
+    padded = np.empty((c, wh + 2 * _PAD, ww + 2 * _PAD), dtype=work_dtype)
     padded[...] = border[:, None, None]
-    padded[:, _PAD:_PAD + h, _PAD:_PAD + w] = img.transpose(2, 0, 1)
-    pw = w + 2 * _PAD
+    padded[:, _PAD:_PAD + wh, _PAD:_PAD + ww] = win.transpose(2, 0, 1)
+    pw = ww + 2 * _PAD
     planes = padded.reshape(c, -1)
 
-    x, y = _source_coords(m, width, height)
-    sx = _tap_index(x, w).ravel()
-    sy = _tap_index(y, h).ravel()
-    idx = sy * pw + sx
-    taps = [np.take(planes, i, axis=1) for i in (idx, idx + 1, idx + pw, idx + pw + 1)]  # each (C, N)
-
+    sx = _padded_index(tap_x, x_lo, ww)
+    sy = _padded_index(tap_y, y_lo, wh)
+    idx = (sy * pw + sx).astype(np.intp)
+    taps = [np.take(planes, idx + off, axis=1) for off in (0, 1, pw, pw + 1)]  # each (C, N)
+    x, y = x.ravel(), y.ravel()
     if img.dtype == np.uint8:
-        # sum(tap * w) with w = 32 * (32-fy)(32-fx) etc. equals 32 * ((32-fy) top + fy bottom), where
-        # top = 32 p00 + fx (p01 - p00); so (sum + 16384) >> 15 == (v + 512) >> 10 exactly, in int16/int32.
-        fx = (x.ravel() & (INTER_TAB_SIZE - 1)).astype(np.int16)
-        fy = (y.ravel() & (INTER_TAB_SIZE - 1)).astype(np.int32)
-        p00, p01, p10, p11 = (t.astype(np.int16) for t in taps)
-        top = p00 * np.int16(INTER_TAB_SIZE) + fx * (p01 - p00)
-        bottom = p10 * np.int16(INTER_TAB_SIZE) + fx * (p11 - p10)
-        v = top.astype(np.int32) * INTER_TAB_SIZE + fy * (bottom - top)
-        v += 1 << (2 * INTER_BITS - 1)
-        v >>= 2 * INTER_BITS
-        out = v.astype(np.uint8)  # within 0..255: a convex combination of 8-bit values
+        out = _blend_uint8(*taps, x & (INTER_TAB_SIZE - 1), y & (INTER_TAB_SIZE - 1))
     else:
-        alpha = ((y & (INTER_TAB_SIZE - 1)) * INTER_TAB_SIZE + (x & (INTER_TAB_SIZE - 1))).ravel()
-        wt = _FTAB[alpha].T  # (4, N)
-        out = taps[0] * wt[0]
-        out += taps[1] * wt[1]
-        out += taps[2] * wt[2]
-        out += taps[3] * wt[3]
-        outside = (sx == 0) | (sx == w + _PAD) | (sy == 0) | (sy == h + _PAD)
+        out = _blend_float32(*taps, (y & (INTER_TAB_SIZE - 1)) * INTER_TAB_SIZE + (x & (INTER_TAB_SIZE - 1)))
+        outside = (sx == 0) | (sx == ww + _PAD) | (sy == 0) | (sy == wh + _PAD)
         out[:, outside] = border[:, None]
     out = out.reshape(c, height, width)
     return out[0] if squeeze else np.ascontiguousarray(out.transpose(1, 2, 0))
+
+
+def _blend_uint8(p00: np.ndarray, p01: np.ndarray, p10: np.ndarray, p11: np.ndarray, fx: np.ndarray,
+                 fy: np.ndarray) -> np.ndarray:
+    """OpenCV's ``(sum(tap * weight) + 16384) >> 15`` on int16 taps (C, N) with 5-bit fractions (N,).
+
+    With weights ``32 (32-fy)(32-fx)`` etc. the sum equals ``32 v``, ``v = 32 top + fy (bottom - top)``,
+    ``top = 32 p00 + fx (p01 - p00)``; so the result is ``(v + 512) >> 10`` exactly. ``top`` and
+    ``bottom`` fit int16 (<= 8160), ``v`` needs int32. The taps are overwritten.
+    """
+    fx16 = fx.astype(np.int16)
+    p01 -= p00
+    p01 *= fx16
+    p00 <<= INTER_BITS
+    p00 += p01  # top
+    p11 -= p10
+    p11 *= fx16
+    p10 <<= INTER_BITS
+    p10 += p11  # bottom
+    p10 -= p00
+    v = p10.astype(np.int32)
+    v *= fy.astype(np.int32)
+    top = p00.astype(np.int32)
+    top <<= INTER_BITS
+    v += top
+    v += 1 << (2 * INTER_BITS - 1)
+    v >>= 2 * INTER_BITS
+    return v.astype(np.uint8)  # within 0..255: a convex combination of 8-bit values
+
+
+def _blend_float32(p00: np.ndarray, p01: np.ndarray, p10: np.ndarray, p11: np.ndarray,
+                   alpha: np.ndarray) -> np.ndarray:
+    """``((p00 w00 + p01 w01) + p10 w10) + p11 w11`` in float32, OpenCV 4.x's order; taps (C, N)."""
+    wt = _FTAB[alpha].T  # (4, N)
+    out = p00 * wt[0]
+    out += p01 * wt[1]
+    out += p10 * wt[2]
+    out += p11 * wt[3]
+    return out
