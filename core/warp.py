@@ -17,8 +17,9 @@ The OpenCV 4.x algorithm for ``INTER_LINEAR`` + ``BORDER_CONSTANT``, re-derived 
 * uint8: weights are ``(32-fy)(32-fx)``, ``(32-fy)fx``, ``fy(32-fx)``, ``fy fx`` times 32,
   i.e. bilinear weights scaled to ``INTER_REMAP_COEF_SCALE = 32768``; they sum to exactly
   32768. The output is ``(sum(tap * weight) + 16384) >> 15`` in integer arithmetic.
-  (OpenCV stores the weight table as int16, so the all-in-one weight 32768 is held as
-  32767; for 8-bit values ``(p*32767 + 16384) >> 15 == p``, so the result is the same.)
+  (The table is int16, which cannot hold the all-in-one weight 32768 at fx = fy = 0; whether
+  that entry ends up 32767 or 32768, ``(p*32767 + 16384) >> 15 == p`` for 8-bit ``p``, so a
+  uint8 result cannot depend on it. The float path has no such limit.)
 * float32: the same table as float32 (every entry is exact), products and sums in
   float32 in the order ``((t00 w00 + t01 w01) + t10 w10) + t11 w11``.
 * Taps outside the source read the border value; a pixel whose four taps are all
