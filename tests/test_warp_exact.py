@@ -90,3 +90,13 @@ def test_rejects_unsupported_input():
         warp_affine(np.zeros((4, 4), np.uint8), np.eye(3), (4, 4))
     with pytest.raises(ValueError):
         warp_affine(np.zeros((4, 4), np.uint8), np.eye(2, 3), (0, 4))
+
+
+def test_module_does_not_use_cv2():
+    """The point of the module: results must not depend on the installed OpenCV."""
+    import inspect
+
+    from faceadapter_suite.core import warp
+
+    source = inspect.getsource(warp)
+    assert "import cv2" not in source and "cv2." not in source.replace("cv2.warpAffine", "")
