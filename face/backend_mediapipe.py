@@ -26,6 +26,7 @@ from typing import Callable, Union
 import cv2
 import numpy as np
 
+from .align import box_square
 from .analysis import MIN_FACE_SIZE, box_iou, strongest
 from .records import MEDIAPIPE_478, Face, FrameFaces, transform_points
 
@@ -226,11 +227,9 @@ def match_meshes(meshes: list[np.ndarray], boxes: list[np.ndarray]) -> dict[int,
 
 
 def context_window(bbox: np.ndarray, context: float, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Integer x0 y0 x1 y1 of a square ``context`` times the box's longer side, centred on the
-    box and clipped to a frame of ``shape`` (h, w)."""
-    x1, y1, x2, y2 = (float(v) for v in bbox)
-    half = context * max(x2 - x1, y2 - y1, 1.0) / 2.0
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    """Integer x0 y0 x1 y1 of align.box_square(bbox, context), clipped to a frame of ``shape`` (h, w)."""
+    cx, cy, side = box_square(bbox, context)
+    half = side / 2.0
     h, w = shape
     return (max(0, int(round(cx - half))), max(0, int(round(cy - half))),
             min(w, int(round(cx + half))), min(h, int(round(cy + half))))
