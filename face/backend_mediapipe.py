@@ -16,6 +16,10 @@ the full-frame pass misses (its short-range detector only sees faces that fill
 a good part of the frame) get a pass of the same pipeline on a sub-image cut
 from the full-resolution frame, ``MESH_CONTEXT`` times the detection box,
 translated only (no resampling). tests/test_mesh_accuracy.py measures both.
+
+The Tasks API path runs FaceLandmarker, the same pipeline, on the same frame (or
+detection copy). It has no full-range detector, so the small faces that pipeline
+misses stay missed there; its records are built by the same ``face_from_mesh``.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ import numpy as np
 
 from .align import box_square
 from .analysis import MIN_FACE_SIZE, box_iou, strongest
-from .records import MEDIAPIPE_478, Face, FrameFaces, transform_points
+from .records import MEDIAPIPE_478, Face, FrameFaces
 
 # Mesh indices that give the ArcFace-order five points. Iris centres are what
 # five-point annotations mark as eyes; of the nose candidates (1, 4, 19), 4 put
@@ -128,15 +132,19 @@ class MediaPipeAnalyzer:
         """Faces of one HxWx3 uint8 RGB frame, in frame pixel coordinates."""
         image_rgb = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
         h, w = image_rgb.shape[:2]
+        scale = min(1.0, self.detect_max_side / max(h, w))
+        small = image_rgb if scale >= 1.0 else cv2.resize(
+            image_rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         with self._lock:
-            faces = self._detect_tasks(image_rgb) if self._tasks is not None else self._detect_legacy(image_rgb)
+            if self._tasks is not None:
+                faces = self._detect_tasks(small, w, h)
+            else:
+                faces = self._detect_legacy(image_rgb, small)
         return FrameFaces(height=h, width=w, faces=strongest(faces, self.max_faces))
 
-    def _detect_legacy(self, rgb: np.ndarray) -> list[Face]:
+    def _detect_legacy(self, rgb: np.ndarray, small: np.ndarray) -> list[Face]:
+        """``small``: the frame, or its copy no larger than ``detect_max_side``."""
         h, w = rgb.shape[:2]
-        scale = min(1.0, self.detect_max_side / max(h, w))
-        small = rgb if scale >= 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                                    interpolation=cv2.INTER_AREA)
         result = self._detector.process(small)
         faces = []
         usable = [d for d in result.detections or [] if d.location_data.relative_bounding_box.width * w >= MIN_FACE_SIZE]
@@ -150,9 +158,10 @@ class MediaPipeAnalyzer:
             return faces
         return self._add_meshes(rgb, small, faces)
 
-    def _meshes(self, rgb: np.ndarray) -> list[np.ndarray]:
-        """mediapipe's full pipeline on one image: (478, 3) meshes in its pixels (z in x's units)."""
-        h, w = rgb.shape[:2]
+    def _meshes(self, rgb: np.ndarray, w: int = 0, h: int = 0) -> list[np.ndarray]:
+        """mediapipe's full pipeline on one image: (478, 3) meshes in the pixels of a ``w`` x ``h``
+        frame it was scaled from (default: its own), z in x's units."""
+        h, w = (h or rgb.shape[0]), (w or rgb.shape[1])
         found = self._mesher.process(rgb).multi_face_landmarks or []
         return [np.array([[p.x * w, p.y * h, p.z * w] for p in mesh.landmark], np.float64) for mesh in found]
 
@@ -163,8 +172,7 @@ class MediaPipeAnalyzer:
         sample photos upscaled to 1-4.8k px it stays within 0.2-0.9 % of the eye distance of the
         full-resolution pass at a tenth of the cost (mediapipe resamples the whole frame)."""
         h, w = rgb.shape[:2]
-        to_frame = np.array([[w / small.shape[1], 0.0, 0.0], [0.0, h / small.shape[0], 0.0]])
-        meshes = [m if small is rgb else transform_points(m, to_frame) for m in self._meshes(small)]
+        meshes = self._meshes(small, w, h)
         owner = match_meshes(meshes, [f.bbox for f in faces])
         out = []
         for i, face in enumerate(faces):
@@ -180,9 +188,10 @@ class MediaPipeAnalyzer:
         owner = match_meshes(meshes, [face.bbox])
         return meshes[owner[0]] if 0 in owner else None
 
-    def _detect_tasks(self, rgb: np.ndarray) -> list[Face]:
-        h, w = rgb.shape[:2]
-        mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+    def _detect_tasks(self, small: np.ndarray, w: int, h: int) -> list[Face]:
+        """FaceLandmarker (mediapipe's own pipeline) on the frame or its detection copy, like the
+        legacy full-frame pass; points in the pixels of the ``w`` x ``h`` frame."""
+        mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=small)
         result = self._tasks.detect(mp_image)
         # The Tasks landmarker reports no detection score; faces it returns passed min_score.
         return [face_from_mesh(np.array([[p.x * w, p.y * h, p.z * w] for p in mesh], np.float64), 1.0)
