@@ -21,7 +21,8 @@ from torch import nn
 
 from ..core.loading import load_state_dict, load_weights_into
 
-__all__ = ["IBasicBlock", "IResNet", "iresnet100", "load_arcface", "TOKEN_INPUT_SIZE", "EMBED_INPUT_SIZE"]
+__all__ = ["IBasicBlock", "IResNet", "iresnet100", "load_arcface", "TOKEN_INPUT_SIZE", "EMBED_INPUT_SIZE",
+           "embedding_input_from_crop256"]
 
 TOKEN_INPUT_SIZE = 128  # 256 crop -> 128: layer4 is 8x8 = 64 identity tokens
 EMBED_INPUT_SIZE = 112  # the size the fc layer (512*7*7 inputs) was trained for
@@ -105,9 +106,22 @@ class IResNet(nn.Module):
 
         The crop is resized to 128x128 bilinearly without antialiasing, exactly as upstream.
         """
-        x = F.interpolate(crop256, size=(TOKEN_INPUT_SIZE, TOKEN_INPUT_SIZE), mode="bilinear",
-                          align_corners=False, antialias=False)
-        return self(x)
+        return self(_resize128(crop256))
+
+
+def _resize128(crop256: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(crop256, size=(TOKEN_INPUT_SIZE, TOKEN_INPUT_SIZE), mode="bilinear",
+                         align_corners=False, antialias=False)
+
+
+def embedding_input_from_crop256(crop256: torch.Tensor) -> torch.Tensor:
+    """(B,3,256,256) aligned crop -> (B,3,112,112) ArcFace input: resize to 128, rows 0:112, cols 8:120.
+
+    The 256 template is the 112 ArcFace template mapped by x' = 2x+16, y' = 2y, so at 128 it is
+    the 112 template shifted by 8 px in x: this crop is exactly ArcFace's own alignment (the same
+    recipe is in upstream's insightface_backbone_conv.py, commented out).
+    """
+    return _resize128(crop256)[..., 0:EMBED_INPUT_SIZE, 8:8 + EMBED_INPUT_SIZE].contiguous()
 
 
 def iresnet100() -> IResNet:
