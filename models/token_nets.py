@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Iterator, Mapping
 
 import torch
 from torch import nn
@@ -66,7 +66,6 @@ class TokenDecoder(nn.Module):
         super().__init__()
         if hidden % 64:
             raise ValueError(f"FaceAdapter: token decoder width {hidden} is not a multiple of 64 (64-d heads)")
-        self.hidden = hidden
         self.upstream_dropout = upstream_dropout
         self.query = nn.Parameter(torch.randn(1, max_length, hidden))
         setattr(self, self.proj_name, nn.Linear(in_dim, hidden))
@@ -78,6 +77,10 @@ class TokenDecoder(nn.Module):
     @property
     def in_dim(self) -> int:
         return getattr(self, self.proj_name).in_features
+
+    @property
+    def out_dim(self) -> int:
+        return getattr(self, self.proj_name).out_features
 
     def forward(self, memory: torch.Tensor) -> torch.Tensor:
         """(B,N,in_dim) -> (B,max_length,hidden)."""

@@ -74,7 +74,7 @@ def test_tiny_round_trip_through_the_real_formats(name, fmt, tmp_path):
 
 def test_tiny_shapes():
     with torch.no_grad():
-        assert _tiny("id2token")(_input("id2token")).shape == (2, 5, 64)
+        assert _tiny("id2token")(_input("id2token")).shape == (2, 5, 64) and _tiny("id2token").out_dim == 64
         assert _tiny("image2token")(_input("image2token")).shape == (2, 6, 128)
         arc = _tiny("arcface")
         assert arc.embed(_input("arcface")).shape == (2, 24)
@@ -93,8 +93,11 @@ def test_wrong_file_names_missing_and_unexpected_keys(loader, other, tmp_path):
     assert str(path) in str(info.value) and "unexpected" in str(info.value)
 
 
-def test_dropout_is_off_by_default_and_upstream_dropout_reproduces_upstream_noise():
+def test_dropout_is_off_by_default_and_upstream_dropout_reproduces_upstream_noise(tmp_path):
     net, x = _tiny("id2token"), _input("id2token")
+    _save(net.state_dict(), tmp_path / "id.pth")
+    assert not load_id2token(tmp_path / "id.pth").upstream_dropout
+    assert load_id2token(tmp_path / "id.pth", upstream_dropout=True).upstream_dropout
     with torch.no_grad():
         a, b = net(x), net(x)
         assert torch.equal(a, b)
