@@ -72,7 +72,7 @@ def child_memory(frames: int) -> dict:
     analyzer.detect(video(1)[0])  # warm the graphs
     before = reset_peak()
     faces = analysis.detect_batch(analyzer, image)
-    chosen, _ = select.select_faces(faces, "largest")
+    chosen = select.select_faces(faces, "largest")
     crops, transforms = align.crop_batch(image, chosen, "faceadapter_512")
     out, mask = paste.paste_batch(image, crops, transforms)
     records = sum(a.nbytes for fr in faces.frames for f in fr.faces
@@ -111,7 +111,7 @@ def timing(frames: int = 48) -> dict:
     def ours(images):
         for image in images:  # one frame per call; the nodes get IMAGE tensors, converted beforehand
             faces = analysis.detect_batch(analyzer, image)
-            chosen, _ = select.select_faces(faces, "largest")
+            chosen = select.select_faces(faces, "largest")
             if chosen.count():
                 align.crop_batch(image, chosen, "faceadapter_512")
 

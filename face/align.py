@@ -120,12 +120,12 @@ def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_5
                crop_ratio: float = CROP_RATIO, step: StepFn = None) -> tuple[torch.Tensor, CropBatch]:
     """Crop every face of ``faces`` out of the IMAGE batch, frame by frame.
 
-    Returns IMAGE crops [N, S, S, 3] (frame-major order) and the CROP_TRANSFORMS
+    Returns IMAGE crops [N, S, S, 3] (frame-major order) and the FACEADAPTER_CROP_TRANSFORMS
     that undo them. Frames are read in place, one at a time; crops are warped
     straight into the output tensor.
     """
     if image.shape[0] != len(faces):
-        raise ValueError(f"IMAGE has {image.shape[0]} frames but FACES describes {len(faces)}")
+        raise ValueError(f"IMAGE has {image.shape[0]} frames but FACEADAPTER_FACES describes {len(faces)}")
     plans: list[FaceCrop] = []
     mode_name = ""
     for fi, frame_faces in enumerate(faces.frames):

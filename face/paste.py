@@ -1,6 +1,6 @@
 """Paste-back: warp processed crops into the full frames at native resolution.
 
-Each crop goes back through the inverse of its CROP_TRANSFORMS matrix, blended
+Each crop goes back through the inverse of its FACEADAPTER_CROP_TRANSFORMS matrix, blended
 with a feathered mask (the user's MASK, or a face mask from the landmarks).
 Only the frame region under the crop is touched, so frames of any size cost
 what the crop costs, and frames without a crop pass through bit-identical.
@@ -159,7 +159,7 @@ def paste_batch(image: torch.Tensor, crop_images: torch.Tensor, crops: CropBatch
     if color_match not in COLOR_MATCH:
         raise ValueError(f"color_match must be one of {', '.join(COLOR_MATCH)}")
     if crop_images.shape[0] != len(crops):
-        raise ValueError(f"got {crop_images.shape[0]} crop images but CROP_TRANSFORMS describes {len(crops)} crops; "
+        raise ValueError(f"got {crop_images.shape[0]} crop images but FACEADAPTER_CROP_TRANSFORMS describes {len(crops)} crops; "
                          "connect the crops that came out of the same Crop Faces node (same order)")
     if mask is not None and mask.ndim == 3 and mask.shape[0] not in (1, len(crops)):
         raise ValueError(f"MASK has {mask.shape[0]} masks; give one per crop ({len(crops)}) or a single one")
@@ -167,7 +167,7 @@ def paste_batch(image: torch.Tensor, crop_images: torch.Tensor, crops: CropBatch
         image = image.unsqueeze(0)
     frames, height, width = image.shape[0], image.shape[1], image.shape[2]
     if crops.frame_sizes and (len(crops.frame_sizes) != frames or crops.frame_sizes[0] != (height, width)):
-        raise ValueError(f"CROP_TRANSFORMS were made for {len(crops.frame_sizes)} frame(s) of "
+        raise ValueError(f"FACEADAPTER_CROP_TRANSFORMS were made for {len(crops.frame_sizes)} frame(s) of "
                          f"{crops.frame_sizes[0][1]}x{crops.frame_sizes[0][0]}, but IMAGE has {frames} of {width}x{height}")
     out = torch.empty((frames, height, width, 3), dtype=torch.float32)
     out_mask = torch.zeros((frames, height, width), dtype=torch.float32)

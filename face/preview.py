@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..core.images import frame_to_uint8
-from .records import FaceBatch, FrameFaces, FrameStatus
+from .records import FaceBatch, FrameFaces
 
 BOX = (0, 255, 0)
 KPS = ((255, 64, 64), (64, 64, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255))  # eyes, nose, mouth corners
@@ -48,9 +48,10 @@ def draw_faces(rgb: np.ndarray, frame: FrameFaces, missing: bool = False) -> np.
     return out
 
 
-def preview_batch(image: torch.Tensor, faces: FaceBatch, status: Optional[FrameStatus] = None, max_side: int = 1024,
+def preview_batch(image: torch.Tensor, faces: FaceBatch, max_side: int = 1024,
                   step: Optional[Callable[[], None]] = None) -> torch.Tensor:
-    """IMAGE of annotated frames, each at most ``max_side`` pixels on its longer side."""
+    """IMAGE of annotated frames, each at most ``max_side`` pixels on its longer side; a frame
+    without faces is labelled "no face"."""
     if image.ndim == 3:
         image = image.unsqueeze(0)
     h, w = image.shape[1], image.shape[2]
@@ -62,8 +63,7 @@ def preview_batch(image: torch.Tensor, faces: FaceBatch, status: Optional[FrameS
         if scale < 1.0:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         frame = faces.frames[i] if i < len(faces) else FrameFaces(height=h, width=w)
-        missing = status is not None and i < len(status.found) and not status.found[i]
-        out[i] = torch.from_numpy(draw_faces(rgb, frame, missing)).float().div_(255.0)
+        out[i] = torch.from_numpy(draw_faces(rgb, frame, missing=not frame.faces)).float().div_(255.0)
         if step is not None:
             step()
     return out

@@ -13,7 +13,7 @@ Coordinate conventions (all stages):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Optional, Protocol, Sequence
 
 import numpy as np
@@ -129,7 +129,7 @@ class FrameFaces:
 
 @dataclass(frozen=True)
 class FaceBatch:
-    """FACES socket: per-frame detections for an IMAGE batch."""
+    """FACEADAPTER_FACES socket: per-frame detections for an IMAGE batch."""
 
     frames: tuple[FrameFaces, ...]
     backend: str = ""
@@ -139,6 +139,14 @@ class FaceBatch:
 
     def count(self) -> int:
         return sum(len(f.faces) for f in self.frames)
+
+    def found(self) -> tuple[bool, ...]:
+        """Per frame: does it hold a face (after Select Face: was the chosen face found)."""
+        return tuple(bool(f.faces) for f in self.frames)
+
+    def missing(self) -> list[int]:
+        """Indices of the frames without a face."""
+        return [i for i, f in enumerate(self.frames) if not f.faces]
 
 
 @dataclass(frozen=True)
@@ -162,7 +170,7 @@ class FaceCrop:
 
 @dataclass(frozen=True)
 class CropBatch:
-    """CROP_TRANSFORMS socket: what Paste Faces needs to undo Crop Faces."""
+    """FACEADAPTER_CROP_TRANSFORMS socket: what Paste Faces needs to undo Crop Faces."""
 
     crops: tuple[FaceCrop, ...]
     frame_sizes: tuple[tuple[int, int], ...]  # (height, width) per source frame
@@ -173,7 +181,7 @@ class CropBatch:
 
 
 class FaceAnalyzer(Protocol):
-    """What every face-analysis backend offers (FACE_ANALYSIS socket)."""
+    """What every face-analysis backend offers (FACEADAPTER_ANALYSIS socket)."""
 
     name: str
     provider: str  # what actually ran: "mediapipe-cpu", "CPUExecutionProvider", ...
@@ -181,13 +189,3 @@ class FaceAnalyzer(Protocol):
     def detect(self, image_rgb: np.ndarray) -> FrameFaces:
         """Find faces in one HxWx3 uint8 RGB frame."""
         ...
-
-
-@dataclass(frozen=True)
-class FrameStatus:
-    """Per-frame outcome when a chosen face may be missing."""
-
-    found: tuple[bool, ...] = field(default_factory=tuple)
-
-    def missing(self) -> Sequence[int]:
-        return [i for i, ok in enumerate(self.found) if not ok]

@@ -1,8 +1,8 @@
 """Choosing faces: largest, by index in a stated order, by similarity to a reference, or all.
 
-Selection returns a FACES batch holding only the chosen faces plus a per-frame
-FrameStatus, so a frame without the chosen face can pass through later stages
-unchanged (or raise, if the user asked for that).
+Selection returns a FACEADAPTER_FACES batch holding only the chosen faces: a frame without
+the chosen face holds none (FaceBatch.found / missing), so it passes through later stages
+unchanged (or selection raises, if the user asked for that).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from ..core.errors import NoFaceError
-from .records import Face, FaceBatch, FrameFaces, FrameStatus, check_on_missing, raise_on_missing
+from .records import Face, FaceBatch, FrameFaces, check_on_missing, raise_on_missing
 
 MODES = ("largest", "index", "reference", "all")
 ORDERS = ("left_to_right", "right_to_left", "top_to_bottom", "bottom_to_top", "large_to_small", "small_to_large",
@@ -111,7 +111,7 @@ def _pick(frame: FrameFaces, mode: str, order: str, index: int, reference: Optio
         return (ranked[index],) if 0 <= index < len(ranked) else ()
     if mode == "reference":
         if reference is None:
-            raise ValueError("selection mode 'reference' needs a reference FACES input")
+            raise ValueError("selection mode 'reference' needs a reference FACEADAPTER_FACES input")
         scored = [(face_similarity(f, reference), i) for i, f in enumerate(faces)]
         (best_sim, metric), best = max(scored, key=lambda t: t[0][0])
         limit = DEFAULT_THRESHOLDS[metric] if threshold is None else threshold
@@ -138,13 +138,13 @@ def _target_track(batch: FaceBatch, picks: list[tuple[int, ...]], mode: str, ref
 
 def select_faces(batch: FaceBatch, mode: str = "largest", order: str = "left_to_right", index: int = 0,
                  reference: Optional[FaceBatch] = None, threshold: Optional[float] = None,
-                 follow_track: bool = True, on_missing: str = "pass_through") -> tuple[FaceBatch, FrameStatus]:
+                 follow_track: bool = True, on_missing: str = "pass_through") -> FaceBatch:
     """Keep only the chosen faces in every frame.
 
     With ``follow_track`` (and track ids from Detect Faces) the person chosen by
     the rule in the first frame where it picks someone is followed through the
     video, so "largest" or "index 1" does not jump between people. Frames without
-    the chosen face hold no faces and are flagged in the status; with
+    the chosen face hold no faces (``FaceBatch.missing()``); with
     ``on_missing="error"`` they raise NoFaceError naming the frames instead.
     """
     check_on_missing(on_missing)
@@ -154,15 +154,16 @@ def select_faces(batch: FaceBatch, mode: str = "largest", order: str = "left_to_
     if target is not None:
         picks = [tuple(i for i, f in enumerate(fr.faces) if f.track_id == target) for fr in batch.frames]
     frames = tuple(replace(fr, faces=tuple(fr.faces[i] for i in pick)) for fr, pick in zip(batch.frames, picks))
-    status = FrameStatus(found=tuple(bool(p) for p in picks))
-    raise_on_missing(on_missing, status.missing(), len(batch), what=f"matching '{mode}'")
-    return FaceBatch(frames=frames, backend=batch.backend), status
+    chosen = FaceBatch(frames=frames, backend=batch.backend)
+    raise_on_missing(on_missing, chosen.missing(), len(batch), what=f"matching '{mode}'")
+    return chosen
 
 
-def status_report(batch: FaceBatch, status: FrameStatus) -> str:
-    """Human-readable per-frame status for the STRING output."""
-    lines = [f"{len(status.found) - len(status.missing())}/{len(status.found)} frames have the chosen face"]
-    for i, (fr, ok) in enumerate(zip(batch.frames, status.found)):
+def status_report(batch: FaceBatch) -> str:
+    """Human-readable per-frame status of a selection, for the STRING output."""
+    found = batch.found()
+    lines = [f"{sum(found)}/{len(found)} frames have the chosen face"]
+    for i, (fr, ok) in enumerate(zip(batch.frames, found)):
         if ok:
             tracks = ", ".join("-" if f.track_id is None else str(f.track_id) for f in fr.faces)
             lines.append(f"frame {i}: {len(fr.faces)} face(s), track {tracks}")

@@ -1,11 +1,10 @@
 """Face analysis nodes: load a backend, detect, select, crop and paste faces.
 
 Sockets:
-- FACE_ANALYSIS: a face.records.FaceAnalyzer (mediapipe or insightface backend).
-- FACES: face.records.FaceBatch, per frame the faces found (bbox, score, five points,
+- FACEADAPTER_ANALYSIS: a face.records.FaceAnalyzer (mediapipe or insightface backend).
+- FACEADAPTER_FACES: face.records.FaceBatch, per frame the faces found (bbox, score, five points,
   landmarks, embedding, track id) in frame pixels.
-- FACE_STATUS: face.records.FrameStatus, per frame whether the chosen face was found.
-- CROP_TRANSFORMS: face.records.CropBatch, the frame->crop affine of every crop.
+- FACEADAPTER_CROP_TRANSFORMS: face.records.CropBatch, the frame->crop affine of every crop.
 The nodes only wire these to the logic in face/; no maths lives here.
 """
 from __future__ import annotations
@@ -48,7 +47,7 @@ class FaceAdapterLoadFaceAnalysis:
                    "(detection + ArcFace recognition) from models/insightface/models/antelopev2/.")
     CATEGORY = CATEGORY
     FUNCTION = "load"
-    RETURN_TYPES = ("FACE_ANALYSIS", "STRING")
+    RETURN_TYPES = ("FACEADAPTER_ANALYSIS", "STRING")
     RETURN_NAMES = ("analysis", "info")
     OUTPUT_TOOLTIPS = ("The loaded backend; connect to Detect Faces.",
                        "Backend, models and the onnxruntime provider / device that actually runs.")
@@ -103,7 +102,7 @@ class FaceAdapterDetectFaces:
                    "landmarks. Frames are processed one at a time so long videos stay within memory.")
     CATEGORY = CATEGORY
     FUNCTION = "detect"
-    RETURN_TYPES = ("FACES", "IMAGE", "STRING")
+    RETURN_TYPES = ("FACEADAPTER_FACES", "IMAGE", "STRING")
     RETURN_NAMES = ("faces", "preview", "summary")
     OUTPUT_TOOLTIPS = ("Per-frame face records (boxes, five points, landmarks, embeddings, track ids).",
                        "Frames with boxes, 'index #track score' labels, five points and landmarks drawn.",
@@ -113,7 +112,7 @@ class FaceAdapterDetectFaces:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
             "image": ("IMAGE", {"tooltip": "One image or a batch of video frames (gray and RGBA are accepted)."}),
-            "analysis": ("FACE_ANALYSIS", {"tooltip": "From Load Face Analysis."}),
+            "analysis": ("FACEADAPTER_ANALYSIS", {"tooltip": "From Load Face Analysis."}),
             "tracking": ("BOOLEAN", {"default": True, "tooltip": "Give faces track ids that follow the same person "
                                      "across frames (box overlap + embedding, or face geometry without one)."}),
             "smoothing": (["off", "one_euro"], {"tooltip": "Temporal smoothing of boxes and landmarks along each "
@@ -149,19 +148,19 @@ class FaceAdapterSelectFace:
     DESCRIPTION = ("Keep only the chosen face(s): the largest (real box area), the n-th in a stated order, "
                    "the one most similar to a reference face (ArcFace cosine with insightface, face geometry "
                    "with mediapipe), or all. In a video the chosen person is followed by track id; frames "
-                   "without them are flagged (and later passed through unchanged) or raise an error.")
+                   "without them hold no face (and are later passed through unchanged) or raise an error.")
     CATEGORY = CATEGORY
     FUNCTION = "select"
-    RETURN_TYPES = ("FACES", "FACE_STATUS", "STRING")
-    RETURN_NAMES = ("faces", "status", "report")
-    OUTPUT_TOOLTIPS = ("Only the chosen faces (frames without them hold none).",
-                       "Per frame: was the chosen face found.",
+    RETURN_TYPES = ("FACEADAPTER_FACES", "STRING")
+    RETURN_NAMES = ("faces", "report")
+    OUTPUT_TOOLTIPS = ("Only the chosen faces (frames without them hold none, and later stages pass them "
+                       "through).",
                        "Readable per-frame status.")
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
-            "faces": ("FACES", {"tooltip": "From Detect Faces."}),
+            "faces": ("FACEADAPTER_FACES", {"tooltip": "From Detect Faces."}),
             "mode": (list(select.MODES), {"tooltip": "largest: biggest box; index: n-th in 'order'; reference: most "
                                           "similar to the reference face; all: every face."}),
             "order": (list(select.ORDERS), {"default": "left_to_right",
@@ -170,29 +169,29 @@ class FaceAdapterSelectFace:
             "follow_track": ("BOOLEAN", {"default": True, "tooltip": "Video: follow the person chosen in the first "
                                          "frame where the rule picks someone (needs tracking in Detect Faces)."}),
             "on_missing": (["pass_through", "error"], {"tooltip": "A frame without the chosen face: keep it unchanged "
-                                                       "and flag it, or stop with an error naming the frame."}),
+                                                       "(no face is handed on for it), or stop with an error naming the frame."}),
             "similarity_threshold": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 1.0, "step": 0.01,
                                                "tooltip": "reference mode: minimum similarity; -1 = default (0.3 "
                                                "for ArcFace cosine, 0.5 for mesh geometry)."}),
         }, "optional": {
-            "reference": ("FACES", {"tooltip": "reference mode: Detect Faces on a photo of the person (largest face "
+            "reference": ("FACEADAPTER_FACES", {"tooltip": "reference mode: Detect Faces on a photo of the person (largest face "
                                     "of its first frame is used)."}),
         }}
 
     def select(self, faces: FaceBatch, mode: str, order: str, index: int, follow_track: bool, on_missing: str,
                similarity_threshold: float, reference: Optional[FaceBatch] = None) -> tuple:
         threshold = None if similarity_threshold < 0 else similarity_threshold
-        chosen, status = select.select_faces(faces, mode, order, index, reference, threshold, follow_track, on_missing)
-        return chosen, status, select.status_report(chosen, status)
+        chosen = select.select_faces(faces, mode, order, index, reference, threshold, follow_track, on_missing)
+        return chosen, select.status_report(chosen)
 
 
 class FaceAdapterCropFaces:
-    DESCRIPTION = ("Cut every face of FACES out of its frame: Face-Adapter's 512 box crop (square of "
+    DESCRIPTION = ("Cut every face of FACEADAPTER_FACES out of its frame: Face-Adapter's 512 box crop (square of "
                    "2*0.81*box width onto [80,432]), its 256 five-point aligned crop, or an aligned crop of any "
                    "size. The transforms let Paste Faces put processed crops back.")
     CATEGORY = CATEGORY
     FUNCTION = "crop"
-    RETURN_TYPES = ("IMAGE", "CROP_TRANSFORMS", "MASK")
+    RETURN_TYPES = ("IMAGE", "FACEADAPTER_CROP_TRANSFORMS", "MASK")
     RETURN_NAMES = ("crops", "transforms", "face_masks")
     OUTPUT_TOOLTIPS = ("One crop per face, frame by frame.",
                        "Frame->crop transforms, for Paste Faces and later stages.",
@@ -201,8 +200,8 @@ class FaceAdapterCropFaces:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
-            "image": ("IMAGE", {"tooltip": "The frames FACES was detected on."}),
-            "faces": ("FACES", {"tooltip": "Usually from Select Face."}),
+            "image": ("IMAGE", {"tooltip": "The frames FACEADAPTER_FACES was detected on."}),
+            "faces": ("FACEADAPTER_FACES", {"tooltip": "Usually from Select Face."}),
             "crop": (list(align.CROP_MODES), {"tooltip": "faceadapter_512: box crop as Face-Adapter; aligned_256: "
                                               "five-point aligned (mean_face_lm5p_256); *_custom: aligned at 'size' "
                                               "with Face-Adapter's or ArcFace's framing."}),
@@ -239,7 +238,7 @@ class FaceAdapterPasteFaces:
             "image": ("IMAGE", {"tooltip": "The original frames (the ones Crop Faces cut from)."}),
             "crops": ("IMAGE", {"tooltip": "Processed crops, same count and order as Crop Faces produced (any size: "
                                 "they are rescaled to the transforms)."}),
-            "transforms": ("CROP_TRANSFORMS", {"tooltip": "From the Crop Faces node that made the crops."}),
+            "transforms": ("FACEADAPTER_CROP_TRANSFORMS", {"tooltip": "From the Crop Faces node that made the crops."}),
             "feather": ("INT", {"default": 16, "min": 0, "max": 256, "tooltip": "Width of the soft edge, in pixels "
                                 "of the crop size the transforms were made for."}),
             "color_match": (list(paste.COLOR_MATCH), {"tooltip": "mean_std: match the crop's colour (Lab mean/std "

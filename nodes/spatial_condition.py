@@ -36,7 +36,7 @@ class FaceAdapterLoad3DReconstructor:
                    "d3dfr_bfm is Face-Adapter's own D3DFR + Basel Face Model path (non-commercial files).")
     CATEGORY = CATEGORY
     FUNCTION = "load"
-    RETURN_TYPES = ("FACE_RECONSTRUCTOR",)
+    RETURN_TYPES = ("FACEADAPTER_RECONSTRUCTOR",)
     RETURN_NAMES = ("reconstructor",)
     OUTPUT_TOOLTIPS = ("Feeds Project 3D Landmarks.",)
 
@@ -62,7 +62,7 @@ class FaceAdapterProject3DLandmarks:
                    "face of each frame (put Select Face before it). One source image can drive a whole video.")
     CATEGORY = CATEGORY
     FUNCTION = "project"
-    RETURN_TYPES = ("FACE_LANDMARKS", "IMAGE", "IMAGE")
+    RETURN_TYPES = ("FACEADAPTER_LANDMARKS", "IMAGE", "IMAGE")
     RETURN_NAMES = ("landmarks", "preview", "landmark_image")
     OUTPUT_TOOLTIPS = ("70 points per target frame with the crops they live in. Later outputs have one entry per "
                        "frame where both faces were found; the others pass through Paste Faces unchanged.",
@@ -72,11 +72,11 @@ class FaceAdapterProject3DLandmarks:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "reconstructor": ("FACE_RECONSTRUCTOR", {"tooltip": "From Load 3D Face Reconstructor."}),
+            "reconstructor": ("FACEADAPTER_RECONSTRUCTOR", {"tooltip": "From Load 3D Face Reconstructor."}),
             "source_image": ("IMAGE", {"tooltip": "Who: the identity (1 image, or one per target frame)."}),
-            "source_faces": ("FACES", {"tooltip": "Faces of source_image (first face per frame is used)."}),
+            "source_faces": ("FACEADAPTER_FACES", {"tooltip": "Faces of source_image (first face per frame is used)."}),
             "target_image": ("IMAGE", {"tooltip": "Where/how: pose and expression (an image or video frames)."}),
-            "target_faces": ("FACES", {"tooltip": "Faces of target_image (first face per frame is used)."}),
+            "target_faces": ("FACEADAPTER_FACES", {"tooltip": "Faces of target_image (first face per frame is used)."}),
             "on_missing": (list(MISSING_POLICIES), {"default": "pass_through", "tooltip":
                            "A frame without a face: pass it through (no control image; Paste Faces keeps it unchanged) "
                            "or stop with an error naming the frame."}),
@@ -110,7 +110,7 @@ class FaceAdapterPredictAdaptingArea:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "landmarks": ("FACE_LANDMARKS", {"tooltip": "From Project 3D Landmarks."}),
+            "landmarks": ("FACEADAPTER_LANDMARKS", {"tooltip": "From Project 3D Landmarks."}),
             "task": (TASKS, {"default": "reenact", "tooltip": TASK_TIP}),
             "method": (list(area_ops.METHODS), {"default": "auto", "tooltip":
                        "auto: the task's model if installed, else landmark_hull. Or force one."}),
@@ -151,7 +151,7 @@ class FaceAdapterComposeSpatialControl:
                    "and the crop transforms used to paste the generated face back into the target frames.")
     CATEGORY = CATEGORY
     FUNCTION = "compose"
-    RETURN_TYPES = ("IMAGE", "MASK", "MASK", "IMAGE", "CROP_TRANSFORMS")
+    RETURN_TYPES = ("IMAGE", "MASK", "MASK", "IMAGE", "FACEADAPTER_CROP_TRANSFORMS")
     RETURN_NAMES = ("control", "area", "blend_mask", "background", "transforms")
     OUTPUT_TOOLTIPS = ("Control image in [0,1] per found frame; the Face-Adapter apply node maps it to [-1,1] "
                        "for the ControlNet.",
@@ -164,7 +164,7 @@ class FaceAdapterComposeSpatialControl:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "landmarks": ("FACE_LANDMARKS", {"tooltip": "From Project 3D Landmarks."}),
+            "landmarks": ("FACEADAPTER_LANDMARKS", {"tooltip": "From Project 3D Landmarks."}),
             "area": ("MASK", {"tooltip": "From Predict Adapting Area (512x512 per found target frame)."}),
             "task": (TASKS, {"default": "reenact", "tooltip": TASK_TIP}),
         }}

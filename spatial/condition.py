@@ -60,7 +60,7 @@ def make_view(frame_rgb_uint8: np.ndarray, face: Face, frame_index: int) -> Face
 
 @dataclass(frozen=True)
 class ProjectedLandmarks:
-    """FACE_LANDMARKS socket: 70 projected points per target frame, with the crops they live in.
+    """FACEADAPTER_LANDMARKS socket: 70 projected points per target frame, with the crops they live in.
 
     ``pts70[i]`` is in target frame i's 256 aligned frame (NaN where ``found[i]`` is False).
     ``sources`` has one view per target frame (the same object repeated when one source
@@ -109,7 +109,7 @@ class ProjectedLandmarks:
         return out
 
     def crop_batch(self) -> CropBatch:
-        """CROP_TRANSFORMS of the found targets' 512 crops (frame -> crop), for Paste Faces."""
+        """FACEADAPTER_CROP_TRANSFORMS of the found targets' 512 crops (frame -> crop), for Paste Faces."""
         crops = tuple(FaceCrop(frame_index=i, face_index=0, matrix=self.targets[i].matrix512, size=CROP,
                                face=self.targets[i].face) for i in self.found_indices())
         return CropBatch(crops=crops, frame_sizes=self.frame_sizes, mode=FACEADAPTER_512)

@@ -1,6 +1,6 @@
 """3D landmark projectors: source identity + target expression/pose -> 70 points.
 
-Two interchangeable implementations behind one small interface (FACE_RECONSTRUCTOR socket):
+Two interchangeable implementations behind one small interface (FACEADAPTER_RECONSTRUCTOR socket):
 - :class:`BfmProjector` - upstream-exact: D3DFR coefficients on the 256 aligned crops,
   target coefficients with the source identity [0:80], BFM keypoints projected with the
   upstream camera, plus two gaze points. Needs the (non-commercial) BFM and D3DFR files.

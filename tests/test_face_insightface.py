@@ -217,8 +217,8 @@ def test_reference_and_tracking_use_embeddings(analyzer):
     video = uint8_to_image(np.stack([red_left, red_right, blue_only]))
     faces = analysis.detect_batch(analyzer, video, per_frame=track.FaceTracker())
     reference = analysis.detect_batch(analyzer, uint8_to_image(scene(squares=(((448, 512), (255, 0, 0)),))))
-    chosen, status = select.select_faces(faces, "reference", reference=reference)
-    assert status.found == (True, True, False), "the red 'person' is absent from the last frame"
+    chosen = select.select_faces(faces, "reference", reference=reference)
+    assert chosen.found() == (True, True, False), "the red 'person' is absent from the last frame"
     assert chosen.frames[0].faces[0].bbox[0] < 400 and chosen.frames[1].faces[0].bbox[0] > 600
     assert chosen.frames[0].faces[0].track_id == chosen.frames[1].faces[0].track_id, "ids follow identity"
 

@@ -8,7 +8,7 @@ from test_face_support import mediapipe_available, photo_image
 
 from faceadapter_suite.core import comfy_bridge
 from faceadapter_suite.core.errors import NoFaceError
-from faceadapter_suite.face.records import CropBatch, FaceBatch, FrameStatus
+from faceadapter_suite.face.records import CropBatch, FaceBatch
 from faceadapter_suite.nodes import face_analysis as nodes
 
 pytestmark = mediapipe_available
@@ -46,8 +46,9 @@ def test_detect_select_crop_paste_graph(mp_node_analyzer):
     faces, preview, summary = _detect(mp_node_analyzer, image)
     assert isinstance(faces, FaceBatch) and faces.count() == 1 and "1 face(s)" in summary
     assert preview.shape == image.shape and not torch.equal(preview, image)
-    chosen, status, report = _select(faces)
-    assert isinstance(status, FrameStatus) and status.found == (True,) and "1/1" in report
+    chosen, report = _select(faces)
+    assert chosen.found() == (True,) and "1/1" in report
+    assert nodes.FaceAdapterSelectFace.RETURN_TYPES == ("FACEADAPTER_FACES", "STRING"), "no FACE_STATUS socket"
     crops, transforms, masks = nodes.FaceAdapterCropFaces().crop(image, chosen, "faceadapter_512", 512, 0.81)
     assert crops.shape == (1, 512, 512, 3) and isinstance(transforms, CropBatch) and masks.shape == (1, 512, 512)
     assert 0.1 < masks.mean() < 0.6
@@ -62,8 +63,8 @@ def test_video_with_a_faceless_frame(mp_node_analyzer):
     video = torch.cat([face, torch.zeros_like(face), face])
     faces, preview, _ = _detect(mp_node_analyzer, video, smoothing="one_euro")
     assert preview.shape[0] == 3
-    chosen, status, report = _select(faces)
-    assert status.found == (True, False, True) and "frame 1: missing" in report
+    chosen, report = _select(faces)
+    assert chosen.found() == (True, False, True) and "frame 1: missing" in report
     with pytest.raises(NoFaceError, match=r"frame\(s\) 1 of 3"):
         _select(faces, on_missing="error")
     crops, transforms, _ = nodes.FaceAdapterCropFaces().crop(video, chosen, "aligned_256", 512, 0.81)

@@ -107,7 +107,7 @@ def test_mismatched_inputs_are_explained():
     image, crops, transforms = _crop("astronaut", "faceadapter_512")
     with pytest.raises(ValueError, match="crop images"):
         paste.paste_batch(image, torch.cat([crops, crops]), transforms)
-    with pytest.raises(ValueError, match="CROP_TRANSFORMS were made for"):
+    with pytest.raises(ValueError, match="FACEADAPTER_CROP_TRANSFORMS were made for"):
         paste.paste_batch(image[:, :100], crops, transforms)
 
 

@@ -27,8 +27,8 @@ def test_largest_uses_real_area_not_the_upstream_key():
     # Upstream sorts by (x2-x1)*y2 - y1: the low, wide-enough face would win there.
     tall = _face(10, 10, 110, 140)  # area 13000; upstream key 100*140-10 = 13990
     low = _face(300, 380, 390, 480)  # area 9000;  upstream key 90*480-380 = 42820
-    chosen, status = select.select_faces(_batch([low, tall]), "largest")
-    assert chosen.frames[0].faces == (tall,) and status.found == (True,)
+    chosen = select.select_faces(_batch([low, tall]), "largest")
+    assert chosen.frames[0].faces == (tall,) and chosen.found() == (True,)
 
 
 @pytest.mark.parametrize("order,expected", [("left_to_right", [0, 1, 2]), ("right_to_left", [2, 1, 0]),
@@ -37,16 +37,16 @@ def test_largest_uses_real_area_not_the_upstream_key():
 def test_orders(order, expected):
     faces = (_face(0, 200, 50, 250, 0.8), _face(100, 0, 140, 40, 0.95), _face(200, 100, 300, 200, 0.6))
     assert select.order_indices(faces, order) == expected
-    chosen, _ = select.select_faces(_batch(faces), "index", order=order, index=1)
+    chosen = select.select_faces(_batch(faces), "index", order=order, index=1)
     assert chosen.frames[0].faces == (faces[expected[1]],)
 
 
 def test_index_out_of_range_is_missing_and_all_keeps_everything():
     faces = (_face(0, 0, 50, 50), _face(100, 0, 150, 50))
-    chosen, status = select.select_faces(_batch(faces, ()), "index", index=5)
-    assert status.found == (False, False) and status.missing() == [0, 1]
-    chosen, status = select.select_faces(_batch(faces, ()), "all")
-    assert len(chosen.frames[0].faces) == 2 and status.found == (True, False)
+    chosen = select.select_faces(_batch(faces, ()), "index", index=5)
+    assert chosen.found() == (False, False) and chosen.missing() == [0, 1]
+    chosen = select.select_faces(_batch(faces, ()), "all")
+    assert len(chosen.frames[0].faces) == 2 and chosen.found() == (True, False)
 
 
 def test_reference_by_embedding_and_absent_reference():
@@ -54,9 +54,9 @@ def test_reference_by_embedding_and_absent_reference():
     frames = ([_face(0, 0, 80, 80, embedding=bob), _face(200, 0, 260, 60, embedding=alice)],
               [_face(0, 0, 80, 80, embedding=bob)])
     reference = _batch([_face(10, 10, 90, 90, embedding=[0.9, 0.1, 0, 0])])
-    chosen, status = select.select_faces(_batch(*frames), "reference", reference=reference, follow_track=False)
+    chosen = select.select_faces(_batch(*frames), "reference", reference=reference, follow_track=False)
     assert chosen.frames[0].faces[0].embedding[0] == 1.0, "the face most like the reference"
-    assert status.found == (True, False), "the reference person is absent from frame 1"
+    assert chosen.found() == (True, False), "the reference person is absent from frame 1"
     with pytest.raises(NoFaceError, match=r"frame\(s\) 1 of 2"):
         select.select_faces(_batch(*frames), "reference", reference=reference, follow_track=False, on_missing="error")
     with pytest.raises(NoFaceError, match="reference image has no face"):
@@ -68,12 +68,12 @@ def test_follow_track_keeps_the_first_choice():
     f0 = [_face(0, 0, 100, 100, track=0), _face(200, 0, 260, 60, track=1)]
     f1 = [_face(0, 0, 90, 90, track=0), _face(200, 0, 330, 130, track=1)]
     f2 = [_face(200, 0, 330, 130, track=1)]
-    chosen, status = select.select_faces(_batch(f0, f1, f2), "largest")
+    chosen = select.select_faces(_batch(f0, f1, f2), "largest")
     assert [fr.faces[0].track_id if fr.faces else None for fr in chosen.frames] == [0, 0, None]
-    assert status.found == (True, True, False)
-    report = select.status_report(chosen, status)
+    assert chosen.found() == (True, True, False)
+    report = select.status_report(chosen)
     assert "frame 2: missing" in report and "2/3 frames" in report
-    chosen, _ = select.select_faces(_batch(f0, f1, f2), "largest", follow_track=False)
+    chosen = select.select_faces(_batch(f0, f1, f2), "largest", follow_track=False)
     assert [fr.faces[0].track_id for fr in chosen.frames] == [0, 1, 1]
 
 
@@ -86,5 +86,5 @@ def test_geometric_similarity_tells_real_people_apart():
     assert metric == "mesh" and same == pytest.approx(1.0) and other < select.DEFAULT_THRESHOLDS["mesh"]
     reference = FaceBatch(frames=(detected("grace_hopper"),))
     frames = FaceBatch(frames=(detected("astronaut"), detected("grace_hopper")))
-    chosen, status = select.select_faces(frames, "reference", reference=reference)
-    assert status.found == (False, True)
+    chosen = select.select_faces(frames, "reference", reference=reference)
+    assert chosen.found() == (False, True)

@@ -48,8 +48,8 @@ def test_ids_stay_with_people_in_a_synthetic_camera_move():
                 assert face.track_id not in first
     # BlazeFace drops the weakest face (score ~0.65) in some frames; it must come back with its old id.
     assert min(followed.values()) >= 3 and sum(followed.values()) >= 15, followed
-    chosen, status = select.select_faces(batch, "index", order="left_to_right", index=1)
-    assert all(status.found)
+    chosen = select.select_faces(batch, "index", order="left_to_right", index=1)
+    assert all(chosen.found())
     assert len({f.faces[0].track_id for f in chosen.frames}) == 1, "selection follows one person"
 
 

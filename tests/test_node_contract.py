@@ -55,6 +55,21 @@ def test_node_contract(name, cls):
     assert name in PACK.NODE_DISPLAY_NAME_MAPPINGS
 
 
+# ComfyUI's own socket types (and the frontend's wildcard) a node may use as they are; every other
+# type is the pack's and carries its prefix (FACE_ANALYSIS is ComfyUI core's, FACES another pack's).
+STOCK_TYPES = PRIMITIVES | {"IMAGE", "MASK", "LATENT", "CONDITIONING", "MODEL", "CLIP", "VAE", "CONTROL_NET",
+                            "CLIP_VISION", "CLIP_VISION_OUTPUT", "*"}
+
+
+@pytest.mark.parametrize("name,cls", NODES, ids=[n for n, _ in NODES])
+def test_custom_socket_types_carry_the_pack_prefix(name, cls):
+    spec = cls.INPUT_TYPES()
+    kinds = [entry[0] for section in ("required", "optional") for entry in spec.get(section, {}).values()
+             if isinstance(entry[0], str)] + list(cls.RETURN_TYPES)
+    custom = [k for k in kinds if k not in STOCK_TYPES]
+    assert all(k.startswith("FACEADAPTER_") for k in custom), custom
+
+
 def test_node_modules_do_no_comfy_imports():
     """Only core/comfy_bridge.py may import comfy.* or folder_paths."""
     import re
