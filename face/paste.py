@@ -1,13 +1,14 @@
 """Paste-back: warp processed crops into the full frames at native resolution.
 
 Each crop goes back through the inverse of its FACEADAPTER_CROP_TRANSFORMS matrix, blended
-with a feathered mask (the user's MASK, or a face mask from the landmarks).
+with the given MASK as it is (soft values kept: upstream's gen*m + bg*(1-m)) or a face mask
+from the landmarks, optionally feathered on top.
 Only the frame region under the crop is touched, so frames of any size cost
 what the crop costs, and frames without a crop pass through bit-identical.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -55,17 +56,19 @@ def face_masks(crops: CropBatch) -> torch.Tensor:
 
 
 def feather_mask(mask: np.ndarray, feather: float) -> np.ndarray:
-    """Blend weights: the mask faded to 0 over ``feather`` px inside its edge and the crop's border.
+    """Blend weights: the mask as given, optionally faded out over ``feather`` px at its edge.
 
-    The fade is a smoothstep of the distance to the edge, so weights are exactly 1
-    deeper than ``feather`` inside the mask (the region a paste reproduces exactly)."""
+    ``feather`` 0 returns the mask unchanged (soft values kept), so a soft blend mask gives
+    exactly upstream's ``gen*m + bg*(1-m)``. With ``feather`` > 0 the mask is multiplied by a
+    smoothstep of the distance to where it is 0 (and to the crop's border): never a threshold,
+    and exactly the mask deeper than ``feather`` inside it."""
     mask = np.asarray(mask, np.float32)
-    inside = (mask > 0.5).astype(np.uint8)
-    inside[0, :] = inside[-1, :] = 0
-    inside[:, 0] = inside[:, -1] = 0
     if feather <= 0:
-        return mask * inside
-    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+        return mask
+    support = (mask > 0).astype(np.uint8)
+    support[0, :] = support[-1, :] = 0
+    support[:, 0] = support[:, -1] = 0
+    distance = cv2.distanceTransform(support, cv2.DIST_L2, 5)
     ramp = np.clip(distance / float(feather), 0.0, 1.0)
     return mask * (ramp * ramp * (3.0 - 2.0 * ramp))
 
@@ -150,32 +153,39 @@ def _crop_weights(crops: CropBatch, index: int, side: int, mask: Optional[torch.
 
 def paste_batch(image: torch.Tensor, crop_images: torch.Tensor, crops: CropBatch, mask: Optional[torch.Tensor] = None,
                 feather: float = 16.0, color_match: str = "off", preserve_unchanged: bool = True,
-                step: Optional[Callable[[], None]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                step: Optional[Callable[[], None]] = None,
+                frame_of: Optional[Sequence[int]] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Paste every crop back into its frame; returns (IMAGE [B,H,W,3], MASK [B,H,W] of the weights used).
 
-    ``mask`` is in crop space: one per crop, or a single one for all crops.
+    ``mask`` is in crop space: one per crop, or a single one for all crops; used as given
+    (soft values kept) and feathered on top only when ``feather`` > 0.
     ``feather`` is in pixels of the crop size the transforms were made for.
+    ``frame_of[b]`` is the IMAGE frame output frame ``b`` is built on (default: frame ``b``), so one
+    source photo can take a different reenacted face per driving frame.
     """
     if color_match not in COLOR_MATCH:
         raise ValueError(f"color_match must be one of {', '.join(COLOR_MATCH)}")
     if crop_images.shape[0] != len(crops):
-        raise ValueError(f"got {crop_images.shape[0]} crop images but FACEADAPTER_CROP_TRANSFORMS describes {len(crops)} crops; "
-                         "connect the crops that came out of the same Crop Faces node (same order)")
+        raise ValueError(f"got {crop_images.shape[0]} crop images but the transforms describe {len(crops)} crops; "
+                         "connect the crops made from the same Crop Faces / spatial record (same order)")
     if mask is not None and mask.ndim == 3 and mask.shape[0] not in (1, len(crops)):
         raise ValueError(f"MASK has {mask.shape[0]} masks; give one per crop ({len(crops)}) or a single one")
     if image.ndim == 3:
         image = image.unsqueeze(0)
-    frames, height, width = image.shape[0], image.shape[1], image.shape[2]
+    height, width = image.shape[1], image.shape[2]
+    frame_of = list(range(image.shape[0])) if frame_of is None else list(frame_of)
+    frames = len(frame_of)
     if crops.frame_sizes and (len(crops.frame_sizes) != frames or crops.frame_sizes[0] != (height, width)):
-        raise ValueError(f"FACEADAPTER_CROP_TRANSFORMS were made for {len(crops.frame_sizes)} frame(s) of "
-                         f"{crops.frame_sizes[0][1]}x{crops.frame_sizes[0][0]}, but IMAGE has {frames} of {width}x{height}")
+        raise ValueError(f"the transforms were made for {len(crops.frame_sizes)} frame(s) of "
+                         f"{crops.frame_sizes[0][1]}x{crops.frame_sizes[0][0]}, but IMAGE has {image.shape[0]} of "
+                         f"{width}x{height}")
     out = torch.empty((frames, height, width, 3), dtype=torch.float32)
     out_mask = torch.zeros((frames, height, width), dtype=torch.float32)
     by_frame: dict[int, list[int]] = {}
     for k, crop in enumerate(crops.crops):
         by_frame.setdefault(crop.frame_index, []).append(k)
     for fi in range(frames):
-        frame = frame_float(image, fi)
+        frame = frame_float(image, frame_of[fi])
         frame_mask = out_mask[fi].numpy()
         for k in by_frame.get(fi, []):
             crop_image = crop_images[k, ..., :3].detach().float().cpu().numpy()

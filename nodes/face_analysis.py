@@ -223,8 +223,9 @@ class FaceAdapterCropFaces:
 
 
 class FaceAdapterPasteFaces:
-    DESCRIPTION = ("Warp processed crops back into their frames at native resolution, blended with a feathered "
-                   "mask (the given one, or the face mask from the landmarks), optionally colour-matched. Several "
+    DESCRIPTION = ("Warp processed crops back into their frames at native resolution, blended with the given "
+                   "mask as it is (soft values kept) or the face mask from the landmarks, optionally feathered "
+                   "and colour-matched. Several "
                    "faces per frame are pasted in one pass; frames without a crop pass through unchanged.")
     CATEGORY = CATEGORY
     FUNCTION = "paste"
@@ -239,8 +240,9 @@ class FaceAdapterPasteFaces:
             "crops": ("IMAGE", {"tooltip": "Processed crops, same count and order as Crop Faces produced (any size: "
                                 "they are rescaled to the transforms)."}),
             "transforms": ("FACEADAPTER_CROP_TRANSFORMS", {"tooltip": "From the Crop Faces node that made the crops."}),
-            "feather": ("INT", {"default": 16, "min": 0, "max": 256, "tooltip": "Width of the soft edge, in pixels "
-                                "of the crop size the transforms were made for."}),
+            "feather": ("INT", {"default": 16, "min": 0, "max": 256, "tooltip": "Extra fade at the mask's edge, in "
+                                "pixels of the crop size the transforms were made for. 0: the mask exactly as given "
+                                "(a soft mask keeps its soft values)."}),
             "color_match": (list(paste.COLOR_MATCH), {"tooltip": "mean_std: match the crop's colour (Lab mean/std "
                                                       "inside the mask) to the original frame."}),
             "preserve_unchanged": ("BOOLEAN", {"default": True, "tooltip": "Where a crop is unchanged, keep the "

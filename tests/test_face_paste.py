@@ -99,15 +99,63 @@ def test_feathered_weights_are_one_deep_inside_and_fade_to_zero():
     weights = paste.feather_mask(hard, 6)
     assert weights[32, 32] == 1.0 and weights[8, 32] < 0.2 and weights[0, 0] == 0
     assert weights[14 + 1, 32] == 1.0
-    border = paste.feather_mask(np.ones((32, 32), np.float32), 0)
-    assert border[0].max() == 0 and border[16, 16] == 1, "the crop border never shows"
+    border = paste.feather_mask(np.ones((32, 32), np.float32), 4)
+    assert border[0].max() == 0 and border[16, 16] == 1, "a feathered paste fades at the crop border"
+
+
+def _soft_mask(side: int = 512) -> np.ndarray:
+    """Upstream's blend mask (pad 16, maxpool 17, avgpool 17) of an elliptical area: soft at its edge."""
+    from faceadapter_suite.spatial.area import paste_blend_mask
+
+    yy, xx = np.mgrid[:side, :side]
+    area = (((xx - 250) / 150.0) ** 2 + ((yy - 270) / 190.0) ** 2 <= 1).astype(np.float32)
+    return paste_blend_mask(torch.from_numpy(area)[None])[0].numpy()
+
+
+def test_soft_mask_is_used_as_given_with_feather_zero():
+    """No threshold: every soft value of the mask is the blend weight (it was cut at 0.5 before)."""
+    soft = _soft_mask()
+    assert ((soft > 0) & (soft < 1)).sum() > 5000, "the mask has a soft edge"
+    assert np.array_equal(paste.feather_mask(soft, 0), soft)
+    feathered = paste.feather_mask(soft, 8)
+    assert (feathered <= soft + 1e-7).all() and feathered[270, 250] == soft[270, 250] == 1.0
+    small = soft[(soft > 0) & (soft < 0.05)]
+    assert small.size and (paste.feather_mask(soft, 0)[(soft > 0) & (soft < 0.05)] == small).all()
+
+
+@pytest.mark.parametrize("preserve_unchanged", [False, True])
+def test_paste_reproduces_upstreams_blend_on_a_known_crop(preserve_unchanged):
+    """An integer-translation 512 crop of a larger frame, a generated crop and upstream's soft blend mask:
+    the pasted frame equals gen*m + bg*(1-m) computed in crop space, and is the frame outside the crop."""
+    from faceadapter_suite.face.records import Face, FaceCrop, CropBatch
+
+    rng = np.random.default_rng(0)
+    frame = rng.random((600, 700, 3), dtype=np.float32)
+    x0, y0 = 130, 50
+    matrix = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]])
+    face = Face(bbox=np.array([x0 + 100, y0 + 100, x0 + 400, y0 + 400], np.float32), score=1.0,
+                kps5=np.zeros((5, 2), np.float32))
+    crops = CropBatch(crops=(FaceCrop(0, 0, matrix, 512, face),), frame_sizes=((600, 700),))
+    background = frame[y0:y0 + 512, x0:x0 + 512]
+    generated = np.clip(background + rng.normal(0, 0.2, background.shape).astype(np.float32), 0, 1)
+    generated[200:300, 200:300] = background[200:300, 200:300]  # an unchanged patch inside the face
+    m = _soft_mask()
+    expected = generated * m[..., None] + background * (1.0 - m[..., None])
+    out, weights = paste.paste_batch(torch.from_numpy(frame)[None], torch.from_numpy(generated)[None], crops,
+                                     mask=torch.from_numpy(m)[None], feather=0, preserve_unchanged=preserve_unchanged)
+    got = out[0, y0:y0 + 512, x0:x0 + 512].numpy()
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    np.testing.assert_array_equal(weights[0, y0:y0 + 512, x0:x0 + 512].numpy(), m)
+    outside = np.ones((600, 700), bool)
+    outside[y0:y0 + 512, x0:x0 + 512] = False
+    assert np.array_equal(out[0].numpy()[outside], frame[outside])
 
 
 def test_mismatched_inputs_are_explained():
     image, crops, transforms = _crop("astronaut", "faceadapter_512")
     with pytest.raises(ValueError, match="crop images"):
         paste.paste_batch(image, torch.cat([crops, crops]), transforms)
-    with pytest.raises(ValueError, match="FACEADAPTER_CROP_TRANSFORMS were made for"):
+    with pytest.raises(ValueError, match="transforms were made for"):
         paste.paste_batch(image[:, :100], crops, transforms)
 
 
