@@ -80,11 +80,11 @@ def run(args: argparse.Namespace) -> dict:
     recon = sc.FaceAdapterLoad3DReconstructor().load(method, "third_party/d3dfr_res50_nofc.pth",
                                                      "third_party/BFM_model_front.mat")[0]
     landmarks, overlay, drawn = timed("project_landmarks", lambda: sc.FaceAdapterProject3DLandmarks().project(
-        recon, images["source"], faces["source"], images["target"], faces["target"], "error"))
+        recon, images["source"], faces["source"], images["target"], faces["target"], args.task, "error", 0.81))
     area, area_preview = timed("adapting_area", lambda: sc.FaceAdapterPredictAdaptingArea().predict(
-        landmarks, args.task, "auto", "net_seg_res18.pth", "third_party/79999_iter.pth"))
-    control, _, blend, _, _ = timed("compose_control", lambda: sc.FaceAdapterComposeSpatialControl().compose(
-        landmarks, area, args.task))
+        landmarks, "auto", "net_seg_res18.pth", "third_party/79999_iter.pth"))
+    _, control, _, blend = timed("compose_control", lambda: sc.FaceAdapterComposeSpatialControl().compose(
+        landmarks, area))
 
     save_png(out / "landmarks_overlay.png", overlay)
     save_png(out / "landmarks.png", drawn)

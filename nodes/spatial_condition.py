@@ -4,14 +4,17 @@ from __future__ import annotations
 import logging
 
 from ..core import comfy_bridge as bridge
-from ..core.errors import NoFaceError
 from ..core.images import frame_to_uint8, image_to_uint8, uint8_to_image
 from ..core.manifest import entry
 from ..core.model_paths import find_user_file, resolve_user_file
 from ..spatial import area as area_ops
-from ..spatial.condition import MISSING_POLICIES, compose_control, pair_views
+from ..face.align import CROP_RATIO
+from ..face.paste import COLOR_MATCH
+from ..face.records import ON_MISSING
+from ..spatial.condition import TASKS, no_pair_error, plan_pairs
 from ..spatial.previews import landmark_overlay, mask_overlay
 from ..spatial.projectors import MeshProjector, load_bfm_projector, project_pairs
+from ..spatial.record import build_spatial, paste_generated
 
 REQUIRES = ("cv2", "scipy")
 CATEGORY = "FaceAdapter/Spatial Condition"
@@ -19,9 +22,10 @@ log = logging.getLogger("FaceAdapter")
 
 MESH = "mediapipe_mesh (licence-clean)"
 BFM = "d3dfr_bfm (upstream, non-commercial)"
-TASKS = ["reenact", "swap"]
-TASK_TIP = ("reenact: the source face takes the target's pose and expression (background = source). "
-            "swap: the source identity replaces the target face (background = target).")
+TASK_TIP = ("reenact: the source face takes the target's pose and expression (background = source; results go "
+            "back into the source image, one per driving frame). swap: the source identity replaces the target "
+            "face (background = target; results go back into the target frames). Later stages read it from the "
+            "record.")
 
 
 def _manifest_path_input(model_id: str, tip: str) -> tuple:
@@ -57,16 +61,18 @@ class FaceAdapterLoad3DReconstructor:
 
 
 class FaceAdapterProject3DLandmarks:
-    DESCRIPTION = ("Projects 70 landmarks (68 iBUG + 2 gaze) with the source's identity and the target's "
-                   "expression and head pose, in each target frame's Face-Adapter 512 crop. Uses the first "
-                   "face of each frame (put Select Face before it). One source image can drive a whole video.")
+    DESCRIPTION = ("Pairs the source and target faces and projects 70 landmarks (68 iBUG + 2 gaze) with the "
+                   "source's identity and the target's expression and head pose, in each target face's "
+                   "Face-Adapter 512 crop. Several faces per frame: swap puts the source face onto every target "
+                   "face Select Face passed on; reenact drives every source face. One source image can drive a "
+                   "whole video.")
     CATEGORY = CATEGORY
     FUNCTION = "project"
     RETURN_TYPES = ("FACEADAPTER_LANDMARKS", "IMAGE", "IMAGE")
     RETURN_NAMES = ("landmarks", "preview", "landmark_image")
-    OUTPUT_TOOLTIPS = ("70 points per target frame with the crops they live in. Later outputs have one entry per "
-                       "frame where both faces were found; the others pass through Paste Faces unchanged.",
-                       "Landmarks drawn over the target 512 crop (one per found frame).",
+    OUTPUT_TOOLTIPS = ("70 points per face pair with the crops they live in, and the task. Later outputs have one "
+                       "entry per pair; frames without one pass through the paste unchanged.",
+                       "Landmarks drawn over the target 512 crop (one per pair).",
                        "The official landmark drawing on black (what the ControlNet sees inside the mask).")
 
     @classmethod
@@ -74,53 +80,61 @@ class FaceAdapterProject3DLandmarks:
         return {"required": {
             "reconstructor": ("FACEADAPTER_RECONSTRUCTOR", {"tooltip": "From Load 3D Face Reconstructor."}),
             "source_image": ("IMAGE", {"tooltip": "Who: the identity (1 image, or one per target frame)."}),
-            "source_faces": ("FACEADAPTER_FACES", {"tooltip": "Faces of source_image (first face per frame is used)."}),
+            "source_faces": ("FACEADAPTER_FACES", {"tooltip": "Faces of source_image (from Select Face)."}),
             "target_image": ("IMAGE", {"tooltip": "Where/how: pose and expression (an image or video frames)."}),
-            "target_faces": ("FACEADAPTER_FACES", {"tooltip": "Faces of target_image (first face per frame is used)."}),
-            "on_missing": (list(MISSING_POLICIES), {"default": "pass_through", "tooltip":
-                           "A frame without a face: pass it through (no control image; Paste Faces keeps it unchanged) "
-                           "or stop with an error naming the frame."}),
+            "target_faces": ("FACEADAPTER_FACES", {"tooltip": "Faces of target_image (from Select Face; every "
+                                                   "face it passed on is used)."}),
+            "task": (list(TASKS), {"default": "reenact", "tooltip": TASK_TIP}),
+            "on_missing": (list(ON_MISSING), {"default": "pass_through", "tooltip":
+                           "A frame without a face: pass it through (no control image; the paste keeps it "
+                           "unchanged) or stop with an error naming the side (source / target) and the frame."}),
+            "crop_ratio": ("FLOAT", {"default": CROP_RATIO, "min": 0.3, "max": 2.0, "step": 0.01, "tooltip":
+                           "Framing of the 512 crop: half its side in box widths (upstream's crop_ratio, 0.81; "
+                           "the same setting as Crop Faces'). Face-Adapter's networks were trained at 0.81."}),
+        }, "optional": {
+            "analysis": ("FACEADAPTER_ANALYSIS", {"tooltip": "Connect to detect each face again on its 512 crop "
+                         "before the five-point fit, as upstream does (insightface antelopev2 for upstream's "
+                         "numbers). Unconnected: the frame's five points are mapped into the crop."}),
         }}
 
-    def project(self, reconstructor, source_image, source_faces, target_image, target_faces, on_missing):
+    def project(self, reconstructor, source_image, source_faces, target_image, target_faces, task, on_missing,
+                crop_ratio, analysis=None):
         bar = bridge.progress(len(target_faces) * 2, "project landmarks")
-        targets, sources = pair_views(image_to_uint8(source_image), source_faces,
-                                      lambda i: frame_to_uint8(target_image, i), target_faces, on_missing,
-                                      step=bar.update)
-        landmarks = project_pairs(reconstructor, targets, sources, target_faces)
+        plan = plan_pairs(task, image_to_uint8(source_image), source_faces, lambda i: frame_to_uint8(target_image, i),
+                          target_faces, on_missing, crop_ratio, analysis, step=bar.update)
+        if not plan.pairs:
+            raise no_pair_error(plan)
+        landmarks = project_pairs(reconstructor, plan)
         bar.update(len(target_faces))
-        if not landmarks.found_indices():
-            raise NoFaceError(f"FaceAdapter: none of the {len(landmarks)} target frame(s) has both a source and a "
-                              "target face; check the Detect Faces previews or lower min_score")
         drawn = landmarks.landmark_images()
         return (landmarks, uint8_to_image(landmark_overlay(landmarks.crops("target"), drawn)), uint8_to_image(drawn))
 
 
 class FaceAdapterPredictAdaptingArea:
-    DESCRIPTION = ("Where the generator may change pixels, in the 512 crop. reenact: Face-Adapter's adapting-area "
-                   "net on source + landmarks. swap: BiSeNet face parsing of the target. auto falls back to a "
-                   "landmark hull when the model file is not installed (logged).")
+    DESCRIPTION = ("Where the generator may change pixels, in the 512 crop (the task comes with the landmarks). "
+                   "reenact: Face-Adapter's adapting-area net on source + landmarks. swap: BiSeNet face parsing of "
+                   "the target. auto falls back to a landmark hull when the model file is not installed (logged).")
     CATEGORY = CATEGORY
     FUNCTION = "predict"
     RETURN_TYPES = ("MASK", "IMAGE")
     RETURN_NAMES = ("area", "preview")
-    OUTPUT_TOOLTIPS = ("Adapting area (1 = may change), 512x512 per found target frame.",
-                       "The area shaded over the target crop.")
+    OUTPUT_TOOLTIPS = ("Adapting area (1 = may change), 512x512 per face pair.",
+                       "The area shaded over the background crop (source for reenact, target for swap).")
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "landmarks": ("FACEADAPTER_LANDMARKS", {"tooltip": "From Project 3D Landmarks."}),
-            "task": (TASKS, {"default": "reenact", "tooltip": TASK_TIP}),
             "method": (list(area_ops.METHODS), {"default": "auto", "tooltip":
                        "auto: the task's model if installed, else landmark_hull. Or force one."}),
             "area_model": _manifest_path_input("faceadapter.adapting_area_predictor", "net_seg_res18.pth."),
             "parsing_model": _manifest_path_input("faceparsing.bisenet19", "BiSeNet 79999_iter.pth."),
         }}
 
-    def predict(self, landmarks, task, method, area_model, parsing_model):
+    def predict(self, landmarks, method, area_model, parsing_model):
+        task = landmarks.task
         method = self._choose(task, method, area_model, parsing_model)
-        bar = bridge.progress(max(len(landmarks.found_indices()), 1), f"adapting area ({method})")
+        bar = bridge.progress(max(len(landmarks), 1), f"adapting area ({method})")
         if method == "adapting_area_net":
             net = area_ops.load_area_net(resolve_user_file("faceadapter", area_model, entry(
                 "faceadapter.adapting_area_predictor").source))
@@ -146,32 +160,71 @@ class FaceAdapterPredictAdaptingArea:
 
 
 class FaceAdapterComposeSpatialControl:
-    DESCRIPTION = ("Builds Face-Adapter's control image: landmarks inside the adapting area, the background "
-                   "(source crop for reenact, target crop for swap) outside. Also returns the soft blend mask "
-                   "and the crop transforms used to paste the generated face back into the target frames.")
+    DESCRIPTION = ("Builds Face-Adapter's control image (landmarks inside the adapting area, the background "
+                   "outside: source crop for reenact, target crop for swap) and the one spatial record later "
+                   "stages read: face views, 70 points, area, control, soft blend mask, attribute crop and the "
+                   "task-aware paste transforms.")
     CATEGORY = CATEGORY
     FUNCTION = "compose"
-    RETURN_TYPES = ("IMAGE", "MASK", "MASK", "IMAGE", "FACEADAPTER_CROP_TRANSFORMS")
-    RETURN_NAMES = ("control", "area", "blend_mask", "background", "transforms")
-    OUTPUT_TOOLTIPS = ("Control image in [0,1] per found frame; the Face-Adapter apply node maps it to [-1,1] "
-                       "for the ControlNet.",
-                       "The adapting area as given.",
-                       "Soft mask (pad 16, maxpool 17, avgpool 17) for blending the generated crop.",
-                       "The background crops the control image was built on.",
-                       "Target frame -> 512 crop transforms: Paste Faces puts generated crops back into the "
-                       "target frames (faceless frames pass through).")
+    RETURN_TYPES = ("FACEADAPTER_SPATIAL", "IMAGE", "MASK", "MASK")
+    RETURN_NAMES = ("spatial", "control", "area", "blend_mask")
+    OUTPUT_TOOLTIPS = ("The spatial record: connect to the generation stages and to Paste Generated Faces.",
+                       "Preview: control image in [0,1] per face pair (the Face-Adapter apply node maps it to "
+                       "[-1,1] for the ControlNet).",
+                       "Preview: the adapting area as given.",
+                       "Preview: the soft blend mask (pad 16, maxpool 17, avgpool 17) the paste uses.")
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "landmarks": ("FACEADAPTER_LANDMARKS", {"tooltip": "From Project 3D Landmarks."}),
-            "area": ("MASK", {"tooltip": "From Predict Adapting Area (512x512 per found target frame)."}),
-            "task": (TASKS, {"default": "reenact", "tooltip": TASK_TIP}),
+            "area": ("MASK", {"tooltip": "From Predict Adapting Area (512x512 per face pair)."}),
         }}
 
-    def compose(self, landmarks, area, task):
-        control, background = compose_control(landmarks, area, task)
-        return (control, area, area_ops.paste_blend_mask(area), background, landmarks.crop_batch())
+    def compose(self, landmarks, area):
+        spatial = build_spatial(landmarks, area)
+        return (spatial, spatial.control, spatial.area, spatial.blend)
+
+
+class FaceAdapterPasteGenerated:
+    DESCRIPTION = ("Puts generated 512 crops back with the spatial record's transforms and soft blend mask: "
+                   "reenact results into the SOURCE image (one output frame per driving frame), swap results into "
+                   "the TARGET frames. With feather 0 the blend is upstream's gen*blend + background*(1-blend). "
+                   "Frames without a face pair pass through unchanged.")
+    CATEGORY = CATEGORY
+    FUNCTION = "paste"
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("image", "mask")
+    OUTPUT_TOOLTIPS = ("One frame per target (driving) frame with the crops pasted back.",
+                       "The blend weights actually used, per frame.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "spatial": ("FACEADAPTER_SPATIAL", {"tooltip": "From Compose Spatial Control."}),
+            "image": ("IMAGE", {"tooltip": "reenact: the source image (the one Project 3D Landmarks got); swap: the "
+                                "target frames. Checked against the record."}),
+            "crops": ("IMAGE", {"tooltip": "Generated crops, one per face pair, in the record's order (any size: "
+                                "rescaled to 512)."}),
+            "feather": ("INT", {"default": 0, "min": 0, "max": 256, "tooltip": "Extra fade on top of the blend mask, "
+                                "in 512-crop pixels. 0: the soft blend mask exactly as upstream."}),
+            "color_match": (list(COLOR_MATCH), {"tooltip": "mean_std: match the crop's colour (Lab mean/std inside "
+                                                  "the mask) to the frame."}),
+            "preserve_unchanged": ("BOOLEAN", {"default": True, "tooltip": "Where a crop equals the frame's own crop, "
+                                               "keep the frame's native-resolution pixels instead of a resampled "
+                                               "copy (the blend weights stay the mask's)."}),
+        }, "optional": {
+            "mask": ("MASK", {"tooltip": "Replace the record's blend mask (crop space, one per pair or one for all)."}),
+        }}
+
+    def paste(self, spatial, image, crops, feather, color_match, preserve_unchanged, mask=None):
+        bar = bridge.progress(spatial.frame_count(), "paste generated faces")
+
+        def step() -> None:
+            bar.update(1)
+            bridge.check_interrupt()
+
+        return paste_generated(spatial, image, crops, feather, color_match, preserve_unchanged, mask, step)
 
 
 _NODES = {
@@ -179,6 +232,7 @@ _NODES = {
     "FaceAdapterProject3DLandmarks": (FaceAdapterProject3DLandmarks, "Project 3D Landmarks (FaceAdapter)"),
     "FaceAdapterPredictAdaptingArea": (FaceAdapterPredictAdaptingArea, "Predict Adapting Area (FaceAdapter)"),
     "FaceAdapterComposeSpatialControl": (FaceAdapterComposeSpatialControl, "Compose Spatial Control (FaceAdapter)"),
+    "FaceAdapterPasteGenerated": (FaceAdapterPasteGenerated, "Paste Generated Faces (FaceAdapter)"),
 }
 NODE_CLASS_MAPPINGS = {k: v[0] for k, v in _NODES.items()}
 NODE_DISPLAY_NAME_MAPPINGS = {k: v[1] for k, v in _NODES.items()}

@@ -3,7 +3,7 @@
 - reenact: Face-Adapter's seg-UNet on concat[source512, landmarks512] in [-1,1], > 0.5;
 - swap: BiSeNet parsing of the target 512 crop grouped as upstream (spatial/masks.py);
 - hull: no model at all - the landmark hull fallback (documented in masks.landmark_hull_mask).
-One mask per found frame (see ProjectedLandmarks); faceless frames are skipped.
+One mask per face pair (see ProjectedLandmarks); faceless frames are skipped.
 """
 from __future__ import annotations
 
@@ -39,11 +39,11 @@ def load_parsing_net(path: Path, device: Optional[torch.device] = None) -> Cache
 
 def _run_chunks(landmarks: ProjectedLandmarks, chunk: int, fn: Callable[[list[int], list[int]], torch.Tensor],
                 step: Optional[Callable[[int], None]] = None) -> torch.Tensor:
-    """(N,512,512) float mask for the N found frames, computed in chunks.
+    """(N,512,512) float mask for the N face pairs, computed in chunks.
 
-    ``fn(rows, frames)`` gets positions among the found frames (rows of the record's
-    crop/drawing arrays) and the matching frame indices."""
-    frames = landmarks.found_indices()
+    ``fn(rows, rows)`` gets the pairs' rows (of the record's crop/drawing arrays, and of
+    ``targets`` / ``sources`` / ``pts70``) twice, for callers written either way."""
+    frames = list(range(len(landmarks)))
     out = torch.zeros((len(frames), CROP, CROP), dtype=torch.float32)
     for start in range(0, len(frames), chunk):
         bridge.check_interrupt()

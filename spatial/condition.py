@@ -1,9 +1,11 @@
-"""Spatial-condition records and the control-image composition (Face-Adapter stage 1).
+"""Spatial-condition records (Face-Adapter stage 1): who is paired with whom, and where.
 
-Flow: target/source frames + chosen faces -> :class:`FaceView` per face (512 crop and
-the 256 aligned warp, exactly as upstream frames them) -> a projector gives 70
-landmarks in each target's 256 frame (:class:`ProjectedLandmarks`) -> an adapting
-area (MASK in the 512 crop) -> control image = landmarks*mask + background*(1-mask).
+Flow: source/target frames + chosen faces -> :class:`FaceView` per face (512 crop and
+the 256 aligned warp, framed as upstream does) -> :func:`plan_pairs` pairs source and
+target faces per target frame (several faces per frame: group swaps / reenactments) -> a
+projector gives 70 landmarks in each target's 256 frame (:class:`ProjectedLandmarks`) ->
+an adapting area -> spatial/record.py composes the control image and the one record
+(FACEADAPTER_SPATIAL) every later stage reads.
 
 Crops are kept as uint8, as upstream makes them (cv2 on uint8 frames); that also
 keeps a long video's condition data at 0.75 MB per crop.
@@ -13,6 +15,7 @@ to [-1, 1] (x*2-1), because Face-Adapter's ControlNet was trained on [-1, 1] hin
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Optional, Sequence
@@ -21,25 +24,32 @@ import numpy as np
 import torch
 
 from ..core.errors import NoFaceError
-from ..core.images import uint8_to_image
-from ..face.align import FACEADAPTER_512, aligned_matrix, faceadapter512_matrix, warp_to_crop
-from ..face.records import CropBatch, Face, FaceBatch, FaceCrop, compose_affine, transform_points
+from ..face.align import CROP_RATIO, aligned_matrix, faceadapter512_matrix, warp_to_crop
+from ..face.records import (Face, FaceAnalyzer, FaceBatch, check_on_missing, compose_affine, raise_on_missing,
+                            transform_points)
 from .landmark_drawing import draw_pts70
+
+log = logging.getLogger("FaceAdapter")
 
 CROP = 512
 ALIGNED = 256
-MISSING_POLICIES = ("pass_through", "error")
+TASKS = ("reenact", "swap")
+# Minimum overlap (IoU) between a face re-detected on the 512 crop and the box the crop was made from.
+REDETECT_MIN_IOU = 0.3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FaceView:
     """One face as Face-Adapter sees it: the 512 box crop and the 512->256 aligned warp."""
 
-    face: Face  # frame coordinates
-    frame_index: int
+    face: Face  # frame coordinates (the face Select Face handed on)
+    frame_index: int  # in its own image batch (source or target)
     crop512: np.ndarray  # (512,512,3) uint8 RGB
     matrix512: np.ndarray  # frame -> 512 crop
     warp256: np.ndarray  # 512 crop -> 256 aligned crop (upstream's warp_mat256)
+    kps512: np.ndarray  # (5,2) the five points the 256 fit used, in the 512 crop
+    redetected: bool = False  # kps512 come from a detection on the crop (upstream) rather than the frame's
+    crop_ratio: float = CROP_RATIO
 
     @property
     def frame_to_256(self) -> np.ndarray:
@@ -50,128 +60,198 @@ class FaceView:
         return warp_to_crop(self.crop512, self.warp256, ALIGNED)
 
 
-def make_view(frame_rgb_uint8: np.ndarray, face: Face, frame_index: int) -> FaceView:
-    """Upstream framing: 512 box crop, then the 5-point fit inside that crop."""
-    matrix512 = faceadapter512_matrix(face.bbox)
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def redetect_kps(analyzer: FaceAnalyzer, crop512: np.ndarray, expected_box: np.ndarray) -> Optional[np.ndarray]:
+    """Five points of the face detected again on the 512 crop (upstream's step 2), or None.
+
+    Upstream keeps the "largest" detection; we keep the one overlapping the box the crop was
+    made from best (the same face whenever upstream's choice is right, never a neighbour)."""
+    found = analyzer.detect(crop512).faces
+    scored = [(_iou(np.asarray(f.bbox, np.float64), expected_box), f) for f in found]
+    scored = [t for t in scored if t[0] >= REDETECT_MIN_IOU]
+    if not scored:
+        return None
+    return np.asarray(max(scored, key=lambda t: t[0])[1].kps5, np.float64)
+
+
+def make_view(frame_rgb_uint8: np.ndarray, face: Face, frame_index: int, crop_ratio: float = CROP_RATIO,
+              analyzer: Optional[FaceAnalyzer] = None, side: str = "") -> FaceView:
+    """Upstream framing: 512 box crop (side 2*crop_ratio*box width), then the 5-point fit inside it.
+
+    With ``analyzer`` the five points come from detecting the face again on the 512 crop, as
+    upstream does; without, the frame's own five points are mapped into the crop. When the
+    re-detection finds no face there, the mapped points are used and a warning names the side
+    and frame."""
+    matrix512 = faceadapter512_matrix(face.bbox, crop_ratio)
     crop = warp_to_crop(frame_rgb_uint8, matrix512, CROP)
     kps512 = transform_points(face.kps5, matrix512)
-    return FaceView(face, frame_index, crop, matrix512, aligned_matrix(kps512, ALIGNED))
+    redetected = False
+    if analyzer is not None:
+        box = Face.transformed(face, matrix512).bbox.astype(np.float64)
+        found = redetect_kps(analyzer, crop, box)
+        if found is None:
+            log.warning("FaceAdapter: re-detection found no face on the 512 crop of %s frame %d; using the frame's "
+                        "five points for the aligned crop", side or "the", frame_index)
+        else:
+            kps512, redetected = found, True
+    return FaceView(face, frame_index, crop, matrix512, aligned_matrix(kps512, ALIGNED), kps512, redetected,
+                    crop_ratio)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class FacePair:
+    """One source face paired with one target face for one target (driving) frame."""
+
+    frame_index: int  # target frame: the output frame a generated crop belongs to
+    face_index: int  # position among this frame's pairs
+    source: FaceView
+    target: FaceView
+
+
+@dataclass(frozen=True, eq=False)
+class PairPlan:
+    """Who is paired with whom, and which frames lack a face (per side)."""
+
+    task: str
+    pairs: tuple[FacePair, ...]
+    target_sizes: tuple[tuple[int, int], ...]  # (height, width) per target frame
+    source_sizes: tuple[tuple[int, int], ...]  # per source frame (1, or one per target frame)
+    missing_source: tuple[int, ...] = ()  # source frames without a face
+    missing_target: tuple[int, ...] = ()  # target frames without a face
+
+    def source_frame_of(self, target_frame: int) -> int:
+        return 0 if len(self.source_sizes) == 1 else target_frame
+
+
+@dataclass(frozen=True, eq=False)
 class ProjectedLandmarks:
-    """FACEADAPTER_LANDMARKS socket: 70 projected points per target frame, with the crops they live in.
+    """FACEADAPTER_LANDMARKS socket: 70 projected points per face pair, with the crops they live in.
 
-    ``pts70[i]`` is in target frame i's 256 aligned frame (NaN where ``found[i]`` is False).
-    ``sources`` has one view per target frame (the same object repeated when one source
-    image drives a whole video).
-
-    Like Crop Faces, everything the stage hands on (drawings, crops, areas, control images)
-    has one entry per *found* frame, in frame order; :meth:`crop_batch` maps them back, so
-    Paste Faces passes faceless frames through and no later stage spends work on them.
+    Row ``k`` is ``plan.pairs[k]``; ``pts70[k]`` is in that pair's target 256 aligned frame.
+    Every array the stage hands on (drawings, crops, areas, control images) has one entry per
+    pair, in frame order; frames without a pair pass through Paste Faces unchanged and no
+    later stage spends work on them.
     """
 
-    pts70: np.ndarray  # (B,70,2) float32
-    targets: tuple[Optional[FaceView], ...]
-    sources: tuple[Optional[FaceView], ...]
-    found: tuple[bool, ...]
+    plan: PairPlan
+    pts70: np.ndarray  # (N,70,2) float32
     method: str
-    frame_sizes: tuple[tuple[int, int], ...]
 
     def __len__(self) -> int:
-        return len(self.found)
+        return len(self.plan.pairs)
 
-    def found_indices(self) -> list[int]:
-        return [i for i, ok in enumerate(self.found) if ok]
+    @property
+    def task(self) -> str:
+        return self.plan.task
+
+    @property
+    def pairs(self) -> tuple[FacePair, ...]:
+        return self.plan.pairs
+
+    @cached_property
+    def targets(self) -> tuple[FaceView, ...]:
+        return tuple(p.target for p in self.plan.pairs)
+
+    @cached_property
+    def sources(self) -> tuple[FaceView, ...]:
+        return tuple(p.source for p in self.plan.pairs)
 
     def landmark_images(self) -> np.ndarray:
-        """(N,512,512,3) uint8, read-only: the official drawing in each found target's 512 crop.
+        """(N,512,512,3) uint8, read-only: the official drawing in each pair's target 512 crop.
         Drawn once per record; preview, area net and control composition all reuse it."""
         return self._drawn
 
     @cached_property
     def _drawn(self) -> np.ndarray:
-        idx = self.found_indices()
-        if not idx:
+        if not len(self):
             out = np.zeros((0, CROP, CROP, 3), np.uint8)
         else:
-            out = draw_pts70(self.pts70[idx], np.stack([self.targets[i].warp256 for i in idx]), CROP)
+            out = draw_pts70(self.pts70, np.stack([t.warp256 for t in self.targets]), CROP)
         out.setflags(write=False)
         return out
 
     def crops(self, which: str) -> np.ndarray:
-        """(N,512,512,3) uint8 target or source crops of the found frames."""
+        """(N,512,512,3) uint8 target or source crops of the pairs."""
+        if which not in ("source", "target"):
+            raise ValueError("which must be 'source' or 'target'")
         views = self.targets if which == "target" else self.sources
-        idx = self.found_indices()
-        out = np.empty((len(idx), CROP, CROP, 3), np.uint8)
-        for k, i in enumerate(idx):
-            out[k] = views[i].crop512
+        out = np.empty((len(views), CROP, CROP, 3), np.uint8)
+        for k, view in enumerate(views):
+            out[k] = view.crop512
         return out
 
-    def crop_batch(self) -> CropBatch:
-        """FACEADAPTER_CROP_TRANSFORMS of the found targets' 512 crops (frame -> crop), for Paste Faces."""
-        crops = tuple(FaceCrop(frame_index=i, face_index=0, matrix=self.targets[i].matrix512, size=CROP,
-                               face=self.targets[i].face) for i in self.found_indices())
-        return CropBatch(crops=crops, frame_sizes=self.frame_sizes, mode=FACEADAPTER_512)
 
+def plan_pairs(task: str, source_frames: np.ndarray, source_faces: FaceBatch,
+               target_frames_at: Callable[[int], np.ndarray], target_faces: FaceBatch, on_missing: str = "pass_through",
+               crop_ratio: float = CROP_RATIO, analyzer: Optional[FaceAnalyzer] = None,
+               step: Optional[Callable[[], None]] = None) -> PairPlan:
+    """Pair the faces Select Face handed on, per target frame; one source image may drive every frame.
 
-def first_face(faces: FaceBatch, index: int) -> Optional[Face]:
-    frame = faces.frames[index]
-    return frame.faces[0] if frame.faces else None
-
-
-def pair_views(source_frames: np.ndarray, source_faces: FaceBatch, target_frames_at: Callable[[int], np.ndarray],
-               target_faces: FaceBatch, on_missing: str = "pass_through",
-               step: Optional[Callable[[], None]] = None) -> tuple[list[Optional[FaceView]], list[Optional[FaceView]]]:
-    """Views of the chosen (first) face per frame; one source image may drive every target frame.
-
-    ``target_frames_at(i)`` returns frame i as uint8 so a long video is never held whole.
+    - swap: the source frame's first face goes onto every face of the target frame (group swap);
+    - reenact: every face of the source frame is reenacted; the target (driving) frame's k-th face
+      drives the k-th source face when both frames hold as many faces, else its first face drives all.
+    A frame without a face on either side gets no pair (passed through) or, with ``on_missing``
+    "error", stops with a message naming the side and the frame. ``target_frames_at(i)`` returns
+    frame i as uint8 so a long video is never held whole.
     """
-    if on_missing not in MISSING_POLICIES:
-        raise ValueError(f"on_missing must be one of {MISSING_POLICIES}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    check_on_missing(on_missing)
     n_src, n_tgt = len(source_faces), len(target_faces)
     if n_src not in (1, n_tgt):
         raise ValueError(f"source has {n_src} frames, target {n_tgt}: give 1 source image or one per target frame")
-    source_cache: dict[int, Optional[FaceView]] = {}
+    missing_source = tuple(source_faces.missing())
+    missing_target = tuple(target_faces.missing())
+    raise_on_missing(on_missing, missing_source, n_src, side="source")
+    raise_on_missing(on_missing, missing_target, n_tgt, side="target")
+    source_views: dict[tuple[int, int], FaceView] = {}
 
-    def source_view(i: int) -> Optional[FaceView]:
-        si = 0 if n_src == 1 else i
-        if si not in source_cache:
-            face = first_face(source_faces, si)
-            source_cache[si] = None if face is None else make_view(source_frames[si], face, si)
-        return source_cache[si]
+    def source_view(si: int, k: int) -> FaceView:
+        if (si, k) not in source_views:
+            source_views[(si, k)] = make_view(source_frames[si], source_faces.frames[si].faces[k], si, crop_ratio,
+                                              analyzer, "source")
+        return source_views[(si, k)]
 
-    targets: list[Optional[FaceView]] = []
-    sources: list[Optional[FaceView]] = []
+    pairs: list[FacePair] = []
     for i in range(n_tgt):
-        tface, sview = first_face(target_faces, i), source_view(i)
-        if (tface is None or sview is None) and on_missing == "error":
-            who = "target" if tface is None else "source"
-            raise NoFaceError(f"FaceAdapter: no {who} face in frame {i if who == 'target' else (0 if n_src == 1 else i)}; "
-                              "set on_missing to pass_through to keep such frames unchanged")
-        targets.append(None if tface is None else make_view(target_frames_at(i), tface, i))
-        sources.append(sview)
+        si = 0 if n_src == 1 else i
+        n_s, n_t = len(source_faces.frames[si].faces), len(target_faces.frames[i].faces)
+        if n_s and n_t:
+            frame = target_frames_at(i)
+            targets = [make_view(frame, f, i, crop_ratio, analyzer, "target") for f in target_faces.frames[i].faces]
+            if task == "swap":
+                links = [(0, k) for k in range(n_t)]
+            else:
+                links = [(k, k if n_t == n_s else 0) for k in range(n_s)]
+            pairs += [FacePair(i, j, source_view(si, s), targets[t]) for j, (s, t) in enumerate(links)]
         if step is not None:
             step()
-    return targets, sources
+    sizes = tuple((int(f.height), int(f.width)) for f in target_faces.frames)
+    src_sizes = tuple((int(f.height), int(f.width)) for f in source_faces.frames)
+    return PairPlan(task, tuple(pairs), sizes, src_sizes, missing_source, missing_target)
 
 
-def compose_control(landmarks: ProjectedLandmarks, area: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Control IMAGE [0,1] = landmarks*area + background*(1-area); background is the
-    source crop for reenactment and the target crop for swapping (upstream step 8).
-
-    Returns (control [N,512,512,3], background [N,512,512,3]) for the N found frames.
-    """
-    if task not in ("reenact", "swap"):
-        raise ValueError("task must be 'reenact' or 'swap'")
-    found = len(landmarks.found_indices())
-    if area.shape[0] != found:
-        raise ValueError(f"area has {area.shape[0]} masks but the landmarks have {found} found frame(s); connect "
-                         "the area predicted from these landmarks")
-    background = uint8_to_image(landmarks.crops("source" if task == "reenact" else "target"))
-    drawn = uint8_to_image(landmarks.landmark_images())
-    mask = area.to(torch.float32).unsqueeze(-1)
-    return drawn * mask + background * (1.0 - mask), background
+def no_pair_error(plan: PairPlan) -> NoFaceError:
+    """Why no frame got a pair, naming the side that lacks the face."""
+    n_src, n_tgt = len(plan.source_sizes), len(plan.target_sizes)
+    if len(plan.missing_source) == n_src:
+        where = "the source image has no face" if n_src == 1 else f"none of the {n_src} source frames has a face"
+        return NoFaceError(f"FaceAdapter: {where} (source frame(s) "
+                           f"{', '.join(str(i) for i in plan.missing_source[:10])}); check the source's Detect Faces "
+                           "preview, lower min_score or use another photo")
+    if len(plan.missing_target) == n_tgt:
+        return NoFaceError(f"FaceAdapter: none of the {n_tgt} target frame(s) has a face; check the target's Detect "
+                           "Faces preview or lower min_score")
+    return NoFaceError(f"FaceAdapter: no target frame has a face while its source frame has one (source frames "
+                       f"without a face: {list(plan.missing_source[:10])}, target frames without a face: "
+                       f"{list(plan.missing_target[:10])})")
 
 
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,7 @@ from ..core import comfy_bridge as bridge
 from ..core.cache import MODEL_CACHE, CachedModel
 from ..models.bfm import BFM, mix_coefficients
 from ..models.d3dfr import load_d3dfr
-from ..face.records import FaceBatch
-from .condition import FaceView, ProjectedLandmarks, nchw_unit
+from .condition import FaceView, PairPlan, ProjectedLandmarks, nchw_unit
 
 
 class LandmarkProjector(Protocol):
@@ -96,14 +95,10 @@ def load_bfm_projector(d3dfr_path: Path, bfm_path: Path, device: Optional[torch.
     return BfmProjector(d3dfr, bfm)
 
 
-def project_pairs(projector: LandmarkProjector, targets: Sequence[Optional[FaceView]],
-                  sources: Sequence[Optional[FaceView]], target_faces: FaceBatch) -> ProjectedLandmarks:
-    """Project every frame where both faces exist; the others get NaN points and found=False."""
-    found = tuple(t is not None and s is not None for t, s in zip(targets, sources))
-    idx = [i for i, ok in enumerate(found) if ok]
-    pts = np.full((len(targets), 70, 2), np.nan, np.float32)
-    if idx:
+def project_pairs(projector: LandmarkProjector, plan: PairPlan) -> ProjectedLandmarks:
+    """Project every pair of the plan (frames without a pair have no row)."""
+    pts = np.zeros((len(plan.pairs), 70, 2), np.float32)
+    if plan.pairs:
         bridge.check_interrupt()
-        pts[idx] = projector.project([sources[i] for i in idx], [targets[i] for i in idx])
-    sizes = tuple((f.height, f.width) for f in target_faces.frames)
-    return ProjectedLandmarks(pts, tuple(targets), tuple(sources), found, projector.method, sizes)
+        pts[:] = projector.project([p.source for p in plan.pairs], [p.target for p in plan.pairs])
+    return ProjectedLandmarks(plan, pts, projector.method)

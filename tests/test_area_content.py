@@ -24,7 +24,7 @@ from conftest import PACK  # noqa: F401
 from faceadapter_suite.face.records import Face
 from faceadapter_suite.models.bisenet import BiSeNet
 from faceadapter_suite.spatial import area as area_mod
-from faceadapter_suite.spatial.condition import CROP, FaceView, ProjectedLandmarks
+from faceadapter_suite.spatial.condition import CROP, FacePair, FaceView, PairPlan, ProjectedLandmarks
 
 SKIN, HAT, BACKGROUND = 1, 18, 0
 CLASS_OF_CHANNEL = {0: SKIN, 1: HAT, 2: BACKGROUND}  # red, green, blue
@@ -90,7 +90,7 @@ def expected_area(crop: np.ndarray) -> np.ndarray:
 
 def _view(crop: np.ndarray, index: int) -> FaceView:
     face = Face(bbox=np.array([100, 100, 400, 400], np.float32), score=1.0, kps5=np.zeros((5, 2), np.float32))
-    return FaceView(face, index, crop, np.eye(2, 3), np.eye(2, 3))
+    return FaceView(face, index, crop, np.eye(2, 3), np.eye(2, 3), np.zeros((5, 2)))
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +112,9 @@ def test_swap_area_is_the_parsed_face_region_of_each_target(parser_file):
     first = painted((256, 270), 150, (220, 200, 300, 260))  # face with an occluding patch
     second = painted((200, 300), 110, None)  # a smaller face, further left, nothing in front
     empty = painted((0, 0), 0, None)  # all background: the sources must not be parsed
-    landmarks = ProjectedLandmarks(
-        pts70=np.zeros((3, 70, 2), np.float32), targets=(_view(first, 0), None, _view(second, 2)),
-        sources=(_view(empty, 0), None, _view(empty, 2)), found=(True, False, True), method="test",
-        frame_sizes=((CROP, CROP),) * 3)
+    pairs = (FacePair(0, 0, _view(empty, 0), _view(first, 0)), FacePair(2, 0, _view(empty, 2), _view(second, 2)))
+    plan = PairPlan("swap", pairs, ((CROP, CROP),) * 3, ((CROP, CROP),) * 3, missing_target=(1,))
+    landmarks = ProjectedLandmarks(plan, pts70=np.zeros((2, 70, 2), np.float32), method="test")
     net = area_mod.load_parsing_net(parser_file, torch.device("cpu"))
     area = area_mod.swap_area(net, landmarks).numpy() > 0.5
     assert area.shape == (2, CROP, CROP), "one mask per found frame"

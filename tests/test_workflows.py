@@ -436,4 +436,15 @@ def test_api_twin_runs_through_node_classes(name):
             assert pasted.shape == frames.shape
             assert (pasted - frames).abs().mean() <= 1 / 255  # crops are unchanged: a round trip
         if node["class_type"] == "FaceAdapterComposeSpatialControl":
-            assert tuple(results[nid][0].shape[1:]) == (512, 512, 3)
+            assert tuple(results[nid][1].shape[1:]) == (512, 512, 3)
+        if node["class_type"] == "FaceAdapterPasteGenerated":
+            spatial = results[node["inputs"]["spatial"][0]][node["inputs"]["spatial"][1]]
+            frames = results[node["inputs"]["image"][0]][node["inputs"]["image"][1]]
+            project = next(n for n in prompt.values() if n["class_type"] == "FaceAdapterProject3DLandmarks")
+            side = "source_image" if spatial.task == "reenact" else "target_image"
+            assert node["inputs"]["image"] == project["inputs"][side], f"{spatial.task} pastes into the {side}"
+            pasted, weights = results[nid]
+            base = frames[spatial.paste_frame_of()]
+            outside = weights == 0
+            assert torch.equal(pasted[outside], base[outside]), "the right frames, untouched outside the mask"
+            assert ((weights > 0.05) & (weights < 0.95)).sum() > 100, "a soft edge"

@@ -29,14 +29,14 @@ def graph(source: str, target: str, task: str, area_method: str) -> dict:
             "bfm_file": "third_party/BFM_model_front.mat"}},
         "7": {"class_type": "FaceAdapterProject3DLandmarks", "inputs": {
             "reconstructor": ["6", 0], "source_image": ["1", 0], "source_faces": ["4", 0],
-            "target_image": ["2", 0], "target_faces": ["5", 0], "on_missing": "pass_through"}},
+            "target_image": ["2", 0], "target_faces": ["5", 0], "task": task, "on_missing": "pass_through",
+            "crop_ratio": 0.81}},
         "8": {"class_type": "FaceAdapterPredictAdaptingArea", "inputs": {
-            "landmarks": ["7", 0], "task": task, "method": area_method, "area_model": "net_seg_res18.pth",
+            "landmarks": ["7", 0], "method": area_method, "area_model": "net_seg_res18.pth",
             "parsing_model": "third_party/79999_iter.pth"}},
-        "9": {"class_type": "FaceAdapterComposeSpatialControl", "inputs": {
-            "landmarks": ["7", 0], "area": ["8", 0], "task": task}},
-        "10": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "fa_networks"}},
-        "11": {"class_type": "FaceAdapterModelCache", "inputs": {"action": "report", "after": ["9", 0]}},
+        "9": {"class_type": "FaceAdapterComposeSpatialControl", "inputs": {"landmarks": ["7", 0], "area": ["8", 0]}},
+        "10": {"class_type": "SaveImage", "inputs": {"images": ["9", 1], "filename_prefix": "fa_networks"}},
+        "11": {"class_type": "FaceAdapterModelCache", "inputs": {"action": "report", "after": ["9", 1]}},
     }
 
 
