@@ -63,6 +63,11 @@ class Run:
             return self.source_frames(inputs["image1"]) + self.source_frames(inputs["image2"])
         raise AssertionError(f"no frame source {kind}")
 
+    def project(self, spatial_ref: list) -> dict:
+        """Inputs of the Project 3D Landmarks node behind a Compose Spatial Control output."""
+        compose = self.prompt[spatial_ref[0]]["inputs"]
+        return self.prompt[compose["landmarks"][0]]["inputs"]
+
     def expected_sides(self, ref: list) -> list[tuple[int, int] | None]:
         """(height, width) of each image an output carries; None where only the aspect is fixed."""
         node = self.prompt[ref[0]]
@@ -71,6 +76,10 @@ class Run:
             return [f.shape[:2] for f in self.source_frames(ref)]
         if kind == "FaceAdapterPasteFaces":
             return self.expected_sides(inputs["image"])
+        if kind == "FaceAdapterPasteGenerated":  # one frame per target frame, the size of the frames pasted into
+            project = self.project(inputs["spatial"])
+            count = len(self.expected_sides(project["target_image"]))
+            return [self.expected_sides(inputs["image"])[0]] * count
         if kind == "MaskToImage":
             return self.expected_sides(inputs["mask"])
         if kind == "FaceAdapterCropFaces":
@@ -221,3 +230,33 @@ def test_each_loader_setting_loads_once(runs):
                 node = run.prompt[nid]
                 loads[(node["class_type"], json.dumps(node["inputs"], sort_keys=True))] += 1
     assert all(count == 1 for count in loads.values()), loads
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "spatial_condition" in n])
+def test_spatial_paste_goes_into_the_right_frames_with_a_soft_edge(comfy, runs, name):
+    """Acceptance: a reenact graph pastes into the SOURCE frames, a swap graph into the TARGET frames; outside
+    the blend mask the output is those frames, and the mask has intermediate values at its edge."""
+    run = runs(name)
+    outputs = run.history["outputs"]
+    pastes = [nid for nid, n in run.prompt.items() if n["class_type"] == "FaceAdapterPasteGenerated"]
+    assert pastes, "the template pastes back"
+    for nid in pastes:
+        inputs = run.prompt[nid]["inputs"]
+        project = run.project(inputs["spatial"])
+        side = "source_image" if project["task"] == "reenact" else "target_image"
+        assert inputs["image"] == project[side], f"{project['task']} must paste into the {side}"
+        save = next(k for k, n in run.prompt.items() if n["class_type"] == "SaveImage" and n["inputs"]["images"] == [nid, 0])
+        to_image = next(k for k, n in run.prompt.items() if n["class_type"] == "MaskToImage" and n["inputs"]["mask"] == [nid, 1])
+        shown = next(k for k, n in run.prompt.items() if n["class_type"] == "PreviewImage" and n["inputs"]["images"] == [to_image, 0])
+        pasted = [decode(comfy.view(image)) for image in outputs[save]["images"]]
+        weights = [decode(comfy.view(image))[..., 0] for image in outputs[shown]["images"]]
+        frames = run.source_frames(inputs["image"])
+        assert len(pasted) == len(weights) == len(run.source_frames(project["target_image"]))
+        for k, (got, weight) in enumerate(zip(pasted, weights)):
+            frame = frames[0 if len(frames) == 1 else k]
+            outside = weight == 0
+            error = np.abs(got.astype(np.int16) - frame.astype(np.int16)).max(axis=-1)
+            assert outside.mean() > 0.3 and error[outside].max() <= 1, "outside the mask: the frame itself"
+            assert error[~outside].max() > 20, "the crop was pasted into these frames"
+            soft = (weight > 0) & (weight < 255)
+            assert soft.sum() > 200, f"a soft edge: {int(soft.sum())} intermediate mask pixels"
