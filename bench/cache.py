@@ -56,7 +56,7 @@ def main() -> None:
             before = MODEL_CACHE.stats.loads
             recon = FaceAdapterLoad3DReconstructor().load(BFM, "third_party/d3dfr_res50_nofc.pth",
                                                           "third_party/BFM_model_front.mat")[0]
-            FaceAdapterProject3DLandmarks().project(recon, image, faces, image, faces, "pass_through")
+            FaceAdapterProject3DLandmarks().project(recon, image, faces, image, faces, "swap", "pass_through", 0.81)
             loads_per_run.append(MODEL_CACHE.stats.loads - before)
         emit("cache", {
             "network": "D3DFR ResNet-50 (96 MB .pth) + BFM .mat",

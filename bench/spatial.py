@@ -29,10 +29,10 @@ def stage(analyzer, source_img, source_faces, frames, task: str = "reenact") -> 
     faces = fa.FaceAdapterDetectFaces().detect(image, analyzer, True, "off", 1.0, 0.5, False)[0]
     faces = fa.FaceAdapterSelectFace().select(faces, "largest", "left_to_right", 0, True, "pass_through", -1.0)[0]
     recon = sc.FaceAdapterLoad3DReconstructor().load(sc.MESH, "", "")[0]
-    landmarks = sc.FaceAdapterProject3DLandmarks().project(recon, source_img, source_faces, image, faces,
-                                                           "pass_through")[0]
-    area = sc.FaceAdapterPredictAdaptingArea().predict(landmarks, task, "landmark_hull", "", "")[0]
-    sc.FaceAdapterComposeSpatialControl().compose(landmarks, area, task)
+    landmarks = sc.FaceAdapterProject3DLandmarks().project(recon, source_img, source_faces, image, faces, task,
+                                                           "pass_through", 0.81)[0]
+    area = sc.FaceAdapterPredictAdaptingArea().predict(landmarks, "landmark_hull", "", "")[0]
+    sc.FaceAdapterComposeSpatialControl().compose(landmarks, area)
     return time.perf_counter() - start
 
 
