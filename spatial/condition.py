@@ -101,8 +101,10 @@ def make_view(frame_rgb_uint8: np.ndarray, face: Face, frame_index: int, crop_ra
                         "five points for the aligned crop", side or "the", frame_index)
         else:
             kps512, redetected = found, True
-    return FaceView(face, frame_index, crop, matrix512, aligned_matrix(kps512, ALIGNED), kps512, redetected,
-                    crop_ratio)
+    warp256 = aligned_matrix(kps512, ALIGNED)
+    for array in (crop, matrix512, warp256, kps512):  # records are shared by every consumer: never edited
+        array.setflags(write=False)
+    return FaceView(face, frame_index, crop, matrix512, warp256, kps512, redetected, crop_ratio)
 
 
 @dataclass(frozen=True, eq=False)

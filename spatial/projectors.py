@@ -101,4 +101,5 @@ def project_pairs(projector: LandmarkProjector, plan: PairPlan) -> ProjectedLand
     if plan.pairs:
         bridge.check_interrupt()
         pts[:] = projector.project([p.source for p in plan.pairs], [p.target for p in plan.pairs])
+    pts.setflags(write=False)
     return ProjectedLandmarks(plan, pts, projector.method)

@@ -187,7 +187,10 @@ def test_compose_control_makes_one_record(photos, models_dir, task):
     with pytest.raises(ValueError, match="1 mask.* but the landmarks have 2 face pair"):
         nodes.FaceAdapterComposeSpatialControl().compose(landmarks, area[:1])
     with pytest.raises(dataclasses.FrozenInstanceError):
-        spatial.task = "swap"
+        spatial.landmarks = None
+    for array in (spatial.sources[0].crop512, spatial.targets[0].matrix512, spatial.pts70):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0
 
 
 def _paste(spatial, image, crops, feather=0):
