@@ -107,6 +107,20 @@ def make_view(frame_rgb_uint8: np.ndarray, face: Face, frame_index: int, crop_ra
     return FaceView(face, frame_index, crop, matrix512, warp256, kps512, redetected, crop_ratio)
 
 
+def distinct_views(views: Sequence[FaceView]) -> tuple[list[FaceView], list[int]]:
+    """Distinct view objects and each input's index among them: one source photo driving a video is one
+    view shared by every pair, so networks run on it once."""
+    order: dict[int, int] = {}
+    unique: list[FaceView] = []
+    index = []
+    for v in views:
+        if id(v) not in order:
+            order[id(v)] = len(unique)
+            unique.append(v)
+        index.append(order[id(v)])
+    return unique, index
+
+
 @dataclass(frozen=True, eq=False)
 class FacePair:
     """One source face paired with one target face for one target (driving) frame."""

@@ -20,7 +20,7 @@ from ..core import comfy_bridge as bridge
 from ..core.cache import MODEL_CACHE, CachedModel
 from ..models.bfm import BFM, mix_coefficients
 from ..models.d3dfr import load_d3dfr
-from .condition import FaceView, PairPlan, ProjectedLandmarks, nchw_unit
+from .condition import FaceView, PairPlan, ProjectedLandmarks, distinct_views as _unique, nchw_unit
 
 
 class LandmarkProjector(Protocol):
@@ -29,19 +29,6 @@ class LandmarkProjector(Protocol):
     def project(self, sources: Sequence[FaceView], targets: Sequence[FaceView]) -> np.ndarray:
         """(N,70,2) float32 points, each in its target's 256 aligned frame."""
         ...
-
-
-def _unique(views: Sequence[FaceView]) -> tuple[list[FaceView], list[int]]:
-    """Distinct view objects and each input's index among them (one source drives many frames)."""
-    order: dict[int, int] = {}
-    unique: list[FaceView] = []
-    index = []
-    for v in views:
-        if id(v) not in order:
-            order[id(v)] = len(unique)
-            unique.append(v)
-        index.append(order[id(v)])
-    return unique, index
 
 
 @dataclass

@@ -29,7 +29,7 @@ from ..face.align import FACEADAPTER_512, warp_to_crop
 from ..face.paste import paste_batch
 from ..face.records import CropBatch, FaceCrop
 from .area import paste_blend_mask
-from .condition import CROP, FacePair, FaceView, ProjectedLandmarks
+from .condition import CROP, FacePair, FaceView, ProjectedLandmarks, distinct_views
 
 # Mean |difference| (0..1) between the frames given to paste and the record's own background crop
 # above which they are not the frames the record was made from (wrong side, wrong video).
@@ -68,6 +68,10 @@ class FaceSpatial:
     @property
     def targets(self) -> tuple[FaceView, ...]:
         return self.landmarks.targets
+
+    def distinct_sources(self) -> tuple[list[FaceView], list[int]]:
+        """The distinct source views and each pair's index among them (encode identities once each)."""
+        return distinct_views(self.sources)
 
     @property
     def paste_side(self) -> str:

@@ -184,6 +184,8 @@ def test_compose_control_makes_one_record(photos, models_dir, task):
     assert blend.shape == area.shape and 0 < blend[0, 250, 250] <= 1 and blend[0, 5, 5] == 0
     assert blend[0, 95, 250] > 0, "the blend mask grows past the area"
     assert spatial.sources[0].aligned256().shape == (256, 256, 3) and spatial.pts70.shape == (2, 70, 2)
+    views, index = spatial.distinct_sources()
+    assert len(views) == 1 and index == [0, 0], "one source photo: one identity to encode for both frames"
     with pytest.raises(ValueError, match="1 mask.* but the landmarks have 2 face pair"):
         nodes.FaceAdapterComposeSpatialControl().compose(landmarks, area[:1])
     with pytest.raises(dataclasses.FrozenInstanceError):
