@@ -208,7 +208,8 @@ class FaceAdapterCropFaces:
             "size": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 8,
                              "tooltip": "Crop side for the *_custom modes."}),
             "crop_ratio": ("FLOAT", {"default": align.CROP_RATIO, "min": 0.3, "max": 2.0, "step": 0.01,
-                                     "tooltip": "faceadapter_512: half the square side in box widths (0.81 upstream)."}),
+                                     "tooltip": "faceadapter_512: half the square side in box widths (0.81 upstream; Project 3D "
+                                     "Landmarks has the same setting for the spatial stage)."}),
         }}
 
     def crop(self, image: torch.Tensor, faces: FaceBatch, crop: str, size: int, crop_ratio: float) -> tuple:
