@@ -22,7 +22,7 @@ from test_workflows import API_DIR, NAMES, SAMPLE_IMAGE, STOCK_NODES, WORKFLOW_D
 from .comfy_server import PACK_DIR_NAME, RunResult
 
 PROGRESS_CLASSES = {"FaceAdapterDetectFaces", "FaceAdapterCropFaces", "FaceAdapterPasteFaces",
-                    "FaceAdapterProject3DLandmarks", "FaceAdapterPredictAdaptingArea"}
+                    "FaceAdapterProject3DLandmarks", "FaceAdapterPredictAdaptingArea", "FaceAdapterPasteGenerated"}
 CROP_SIDES = {"faceadapter_512": 512, "aligned_256": 256}
 SPATIAL_512 = {"FaceAdapterProject3DLandmarks", "FaceAdapterPredictAdaptingArea", "FaceAdapterComposeSpatialControl"}
 MAX_ROUND_TRIP_ERROR = 2  # in 1/255: an unchanged crop pasted back must give the input frame
