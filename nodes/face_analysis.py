@@ -19,7 +19,7 @@ from ..core.manifest import entry
 from ..core.model_paths import find_insightface_model_dir, resolve_user_file
 from ..face import align, paste, preview, select, track
 from ..face import analysis as analysis_mod
-from ..face.records import CropBatch, FaceBatch
+from ..face.records import ON_MISSING, CropBatch, FaceBatch
 
 REQUIRES = ("cv2",)
 CATEGORY = "FaceAdapter/Face Analysis"
@@ -168,7 +168,7 @@ class FaceAdapterSelectFace:
             "index": ("INT", {"default": 0, "min": 0, "max": 99, "tooltip": "Which face in 'order' (0 = first)."}),
             "follow_track": ("BOOLEAN", {"default": True, "tooltip": "Video: follow the person chosen in the first "
                                          "frame where the rule picks someone (needs tracking in Detect Faces)."}),
-            "on_missing": (["pass_through", "error"], {"tooltip": "A frame without the chosen face: keep it unchanged "
+            "on_missing": (list(ON_MISSING), {"tooltip": "A frame without the chosen face: keep it unchanged "
                                                        "(no face is handed on for it), or stop with an error naming the frame."}),
             "similarity_threshold": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 1.0, "step": 0.01,
                                                "tooltip": "reference mode: minimum similarity; -1 = default (0.3 "
