@@ -1,8 +1,9 @@
 """Where model files live: folder kinds, lookup, and errors that name the expected path."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 from . import comfy_bridge as bridge
 from .errors import MissingModelError
@@ -63,8 +64,42 @@ def resolve_user_file(kind: str, name: str, source: str = "") -> Path:
     return path
 
 
+def file_identity(paths: Iterable[Path]) -> tuple:
+    """(resolved path, size, mtime_ns) of each file; a folder contributes every file in it.
+
+    A path that does not exist contributes (path, "absent"), so installing it changes the identity.
+    """
+    out: list[tuple] = []
+    for path in paths:
+        path = Path(path).expanduser().resolve()
+        if not path.exists():
+            out.append((str(path), "absent"))
+            continue
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            st = f.stat()
+            out.append((str(f), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def model_fingerprint(*searches: Iterable[Path]) -> str:
+    """A node's IS_CHANGED value: a digest of every path its model lookup would try.
+
+    Covers present files (size, mtime) and absent ones, so installing, replacing or
+    removing a model file changes ComfyUI's cache key and the node runs again.
+    """
+    ident = file_identity(p for search in searches for p in search)
+    return hashlib.sha256(repr(ident).encode()).hexdigest()
+
+
 def _has_onnx(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("*.onnx"))
+
+
+def insightface_dir_candidates(name: str) -> list[Path]:
+    """Where an insightface model folder may be, in search order."""
+    return [c for root in bridge.folder_paths_for("insightface")
+            for c in (root / "models" / name, root / "models" / name / name, root / name)]
 
 
 def find_insightface_model_dir(name: str = "antelopev2") -> Path:
@@ -74,12 +109,10 @@ def find_insightface_model_dir(name: str = "antelopev2") -> Path:
     the release archive into that folder gives ``.../<name>/<name>/*.onnx``,
     which we accept too.
     """
-    tried: list[Path] = []
-    for root in bridge.folder_paths_for("insightface"):
-        for candidate in (root / "models" / name, root / "models" / name / name, root / name):
-            tried.append(candidate)
-            if _has_onnx(candidate):
-                return candidate
+    tried = insightface_dir_candidates(name)
+    for candidate in tried:
+        if _has_onnx(candidate):
+            return candidate
     source = next((e.source.rsplit("/", 1)[0] for e in entries().values() if e.id.startswith(f"insightface.{name}")), "")
     raise MissingModelError(f"insightface '{name}' (*.onnx)", tried, "insightface", source,
                             "insightface model zoo: non-commercial research use")

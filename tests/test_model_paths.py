@@ -67,3 +67,20 @@ def test_standalone_device_and_dtype():
         comfy_bridge.check_interrupt()
         bar.update()
     assert bar.done == 3
+
+
+def test_model_fingerprint_changes_when_a_file_is_installed_or_replaced(tmp_path):
+    import os
+
+    from faceadapter_suite.core.model_paths import model_fingerprint
+
+    target = tmp_path / "net.pth"
+    absent = model_fingerprint([target])
+    assert model_fingerprint([target]) == absent, "stable while nothing changes"
+    target.write_bytes(b"1234")
+    installed = model_fingerprint([target])
+    assert installed != absent, "installing the file changes the key"
+    target.write_bytes(b"12345")
+    assert model_fingerprint([target]) != installed, "replacing it changes the key"
+    os.remove(target)
+    assert model_fingerprint([target]) == absent

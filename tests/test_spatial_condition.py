@@ -63,10 +63,10 @@ def test_bfm_projection_source_identity_computed_once(photos, models_dir):
     MODEL_CACHE.clear()
     MODEL_CACHE.reset_stats()
     recon = _bfm_reconstructor()
-    assert _bfm_reconstructor().d3dfr is recon.d3dfr, "second load comes from the shared cache"
-    assert (MODEL_CACHE.stats.loads, MODEL_CACHE.stats.hits) == (2, 2)
+    assert _bfm_reconstructor().d3dfr() is recon.d3dfr(), "second load comes from the shared cache"
+    assert (MODEL_CACHE.stats.loads, MODEL_CACHE.stats.hits) == (2, 4), "2 loads; 2 loader hits + 2 d3dfr() lookups"
     seen = []
-    hook = recon.d3dfr.value.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    hook = recon.d3dfr().value.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
     src_img, src_faces = photos["grace_hopper"]
     vid_img, vid_faces = photos["video"]
     landmarks, preview, drawn = nodes.FaceAdapterProject3DLandmarks().project(
@@ -82,7 +82,7 @@ def test_bfm_projection_source_identity_computed_once(photos, models_dir):
         recon, vid_img[:1], type(vid_faces)(vid_faces.frames[:1]), vid_img[:1],
         type(vid_faces)(vid_faces.frames[:1]), "pass_through")
     coeffs = recon.coefficients([self_lm.targets[0]])
-    own = recon.bfm.value.get_lm70(coeffs).numpy()
+    own = recon.bfm().value.get_lm70(coeffs).numpy()
     np.testing.assert_allclose(self_lm.pts70[0], own[0], atol=1e-4)
 
 
@@ -179,3 +179,19 @@ def test_mesh_projector_fits_one_source_once(photos, monkeypatch):
         nodes.FaceAdapterLoad3DReconstructor().load(nodes.MESH, "", "")[0], src_img, src_faces, vid_img, vid_faces,
         "pass_through")[0]
     assert landmarks.found == (True, False, True) and len(calls) == 1
+
+
+def test_unload_frees_networks_held_by_reconstructor_output(models_dir):
+    """The loader's output is a handle: after unload + gc no network is alive; the next use reloads."""
+    import gc
+    import weakref
+
+    MODEL_CACHE.clear()
+    recon = _bfm_reconstructor()
+    net_ref = weakref.ref(recon.d3dfr().value)
+    bfm_ref = weakref.ref(recon.bfm().value)
+    assert net_ref() is not None
+    MODEL_CACHE.clear()
+    gc.collect()
+    assert net_ref() is None and bfm_ref() is None, "the node output must not keep networks alive"
+    assert recon.d3dfr().value is not None and len(MODEL_CACHE) == 1, "next use reloads transparently"
