@@ -96,6 +96,10 @@ def _has_onnx(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("*.onnx"))
 
 
+def _insightface_source(name: str) -> str:
+    return next((e.source.rsplit("/", 1)[0] for e in entries().values() if e.id.startswith(f"insightface.{name}")), "")
+
+
 def insightface_dir_candidates(name: str) -> list[Path]:
     """Where an insightface model folder may be, in search order."""
     return [c for root in bridge.folder_paths_for("insightface")
@@ -113,6 +117,88 @@ def find_insightface_model_dir(name: str = "antelopev2") -> Path:
     for candidate in tried:
         if _has_onnx(candidate):
             return candidate
-    source = next((e.source.rsplit("/", 1)[0] for e in entries().values() if e.id.startswith(f"insightface.{name}")), "")
+    source = _insightface_source(name)
     raise MissingModelError(f"insightface '{name}' (*.onnx)", tried, "insightface", source,
                             "insightface model zoo: non-commercial research use")
+
+
+# ---------------------------------------------------------------- dropdowns of model files
+WEIGHT_SUFFIXES = {".pth", ".pt", ".tar", ".ckpt", ".bin", ".safetensors", ".sft"}
+NOT_INSTALLED = "(not installed: "
+
+
+def list_model_files(kind: str, suffixes: Iterable[str]) -> list[str]:
+    """Files under every folder configured for ``kind`` (relative, '/'-separated), sorted, no duplicates."""
+    suffixes = {s.lower() for s in suffixes}
+    found: set[str] = set()
+    for root in bridge.folder_paths_for(kind):
+        if root.is_dir():
+            found.update(p.relative_to(root).as_posix() for p in root.rglob("*")
+                         if p.is_file() and p.suffix.lower() in suffixes)
+    return sorted(found)
+
+
+def not_installed_label(model: ModelEntry | str) -> str:
+    """The dropdown entry shown when a manifest file is absent; it says how to get it."""
+    model = entry(model) if isinstance(model, str) else model
+    how = f"python install.py --models {model.id}" if model.downloadable else f"see {model.source}"
+    return f"{NOT_INSTALLED}{Path(model.path).name} - {how})"
+
+
+def model_choices(model: ModelEntry | str) -> tuple[list[str], str]:
+    """(dropdown entries, default) for a model input of this manifest entry.
+
+    The manifest path is always first, so saved workflows validate whether or not the
+    file is installed; when it is absent the 'not installed' entry is the default.
+    """
+    model = entry(model) if isinstance(model, str) else model
+    suffix = Path(model.path).suffix.lower()
+    others = [f for f in list_model_files(model.kind, WEIGHT_SUFFIXES if suffix in WEIGHT_SUFFIXES else {suffix})
+              if f != model.path]
+    if find_model(model) is not None:
+        return [model.path, *others], model.path
+    label = not_installed_label(model)
+    return [model.path, label, *others], label
+
+
+def choice_candidates(model: ModelEntry | str, value: Optional[str]) -> list[Path]:
+    """Where a dropdown value (or the 'not installed' entry, meaning the manifest path) is searched."""
+    model = entry(model) if isinstance(model, str) else model
+    name = model.path if not value or value.startswith(NOT_INSTALLED) else value
+    return user_file_candidates(model.kind, name)
+
+
+def find_model_choice(model: ModelEntry | str, value: Optional[str]) -> Optional[Path]:
+    return next((p for p in choice_candidates(model, value) if p.exists()), None)
+
+
+def resolve_model_choice(model: ModelEntry | str, value: Optional[str]) -> Path:
+    """The file a dropdown value names, or the pack's MissingModelError (paths searched, kind, source)."""
+    model = entry(model) if isinstance(model, str) else model
+    path = find_model_choice(model, value)
+    if path is None:
+        name = model.path if not value or value.startswith(NOT_INSTALLED) else value
+        raise MissingModelError(name, choice_candidates(model, value), model.kind,
+                                f"{model.source} (or: python install.py --models {model.id})", model.licence)
+    return path
+
+
+def choices_fingerprint(*choices: tuple[str, Optional[str]]) -> str:
+    """IS_CHANGED for nodes with model dropdowns: ``(manifest id, chosen value)`` pairs."""
+    return model_fingerprint(*(choice_candidates(model_id, value) for model_id, value in choices))
+
+
+def insightface_model_choices(default: str = "antelopev2") -> tuple[list[str], str]:
+    """(dropdown entries, default) of insightface model folders; ``default`` is always listed first."""
+    names = sorted({c.parent.name if c.parent.name == c.name else c.name
+                    for root in bridge.folder_paths_for("insightface") if (root / "models").is_dir()
+                    for c in (root / "models").rglob("*") if _has_onnx(c)} - {default})
+    if any(_has_onnx(c) for c in insightface_dir_candidates(default)):
+        return [default, *names], default
+    label = f"{NOT_INSTALLED}{default} - see {_insightface_source(default) or 'README'})"
+    return [default, label, *names], label
+
+
+def insightface_choice(value: Optional[str], default: str = "antelopev2") -> str:
+    """The model folder name a dropdown value means (the 'not installed' entry means the default)."""
+    return default if not value or value.startswith(NOT_INSTALLED) else value

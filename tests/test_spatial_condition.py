@@ -195,3 +195,24 @@ def test_unload_frees_networks_held_by_reconstructor_output(models_dir):
     gc.collect()
     assert net_ref() is None and bfm_ref() is None, "the node output must not keep networks alive"
     assert recon.d3dfr().value is not None and len(MODEL_CACHE) == 1, "next use reloads transparently"
+
+
+def test_model_inputs_are_dropdowns_and_is_changed_follows_files(tmp_path, monkeypatch):
+    """IS_CHANGED changes when the chosen model file is installed, so ComfyUI re-runs the node."""
+    monkeypatch.setattr(comfy_bridge, "_standalone_models_dir", tmp_path)
+    node = nodes.FaceAdapterPredictAdaptingArea
+    choices, opts = node.INPUT_TYPES()["required"]["area_model"]
+    assert isinstance(choices, list) and choices[0] == "net_seg_res18.pth" and opts["default"] in choices
+    before = node.IS_CHANGED(area_model="net_seg_res18.pth", parsing_model="third_party/79999_iter.pth")
+    assert node._choose("reenact", "auto", "net_seg_res18.pth", "x") == "landmark_hull"
+    (tmp_path / "faceadapter").mkdir()
+    (tmp_path / "faceadapter" / "net_seg_res18.pth").write_bytes(b"x")
+    after = node.IS_CHANGED(area_model="net_seg_res18.pth", parsing_model="third_party/79999_iter.pth")
+    assert after != before
+    assert node._choose("reenact", "auto", "net_seg_res18.pth", "x") == "adapting_area_net"
+    recon = nodes.FaceAdapterLoad3DReconstructor
+    assert recon.IS_CHANGED(d3dfr_file="third_party/d3dfr_res50_nofc.pth", bfm_file=None) == \
+        recon.IS_CHANGED(d3dfr_file="third_party/d3dfr_res50_nofc.pth", bfm_file=None)
+    with pytest.raises(errors.MissingModelError, match="d3dfr_res50_nofc.pth"):
+        recon().load(nodes.BFM, recon.INPUT_TYPES()["required"]["d3dfr_file"][1]["default"],
+                     "third_party/BFM_model_front.mat")
