@@ -124,3 +124,18 @@ def test_insightface_dropdown(models_dir):
     (models_dir / "insightface" / "models" / "antelopev2").mkdir(parents=True)
     (models_dir / "insightface" / "models" / "antelopev2" / "det.onnx").write_bytes(b"x")
     assert model_paths.insightface_model_choices() == (["antelopev2", "buffalo_l"], "antelopev2")
+
+
+def test_load_face_analysis_is_changed_when_models_are_installed(models_dir):
+    from faceadapter_suite.nodes.face_analysis import FaceAdapterLoadFaceAnalysis as node
+
+    before = node.IS_CHANGED(insightface_model="antelopev2", backend="insightface")
+    folder = models_dir / "insightface" / "models" / "antelopev2"
+    folder.mkdir(parents=True)
+    (folder / "scrfd_10g_bnkps.onnx").write_bytes(b"x")
+    after_onnx = node.IS_CHANGED(insightface_model="antelopev2", backend="insightface")
+    assert after_onnx != before
+    task = models_dir / manifest.entry("mediapipe.face_landmarker").kind / manifest.entry("mediapipe.face_landmarker").path
+    task.parent.mkdir(parents=True, exist_ok=True)
+    task.write_bytes(b"x")
+    assert node.IS_CHANGED(insightface_model="antelopev2") != after_onnx, "the mediapipe .task file counts too"
