@@ -135,7 +135,8 @@ def test_load_face_analysis_is_changed_when_models_are_installed(models_dir):
     (folder / "scrfd_10g_bnkps.onnx").write_bytes(b"x")
     after_onnx = node.IS_CHANGED(insightface_model="antelopev2", backend="insightface")
     assert after_onnx != before
-    task = models_dir / manifest.entry("mediapipe.face_landmarker").kind / manifest.entry("mediapipe.face_landmarker").path
+    task_entry = manifest.entry("mediapipe.face_landmarker")
+    task = models_dir / task_entry.kind / task_entry.path
     task.parent.mkdir(parents=True, exist_ok=True)
     task.write_bytes(b"x")
     assert node.IS_CHANGED(insightface_model="antelopev2") != after_onnx, "the mediapipe .task file counts too"
