@@ -7,7 +7,10 @@ so ComfyUI loads it to the GPU when used and may offload it under VRAM pressure.
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,20 +20,22 @@ from typing import Any, Callable, Hashable, Iterable, Optional
 import torch
 
 from . import comfy_bridge as bridge
+from .model_paths import file_identity
 
 log = logging.getLogger("FaceAdapter")
 
 
-def file_identity(paths: Iterable[Path]) -> tuple:
-    """(resolved path, size, mtime_ns) of each file; a folder contributes every file in it."""
-    out = []
-    for path in paths:
-        path = Path(path).resolve()
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for f in files:
-            st = f.stat()
-            out.append((str(f), st.st_size, st.st_mtime_ns))
-    return tuple(out)
+def release_freed_memory() -> None:
+    """Linux/glibc: hand freed heap pages back to the OS (malloc_trim), so RSS really drops.
+
+    Without it glibc keeps the arenas of freed tensors mapped; elsewhere this is a no-op.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # musl or another libc: nothing to trim
+        pass
 
 
 @dataclass
@@ -118,7 +123,10 @@ class ModelCache:
             count = len(self._items)
             self._items.clear()
         bridge.unload_managed(patchers)
+        del patchers
+        gc.collect()
         bridge.soft_empty_cache()
+        release_freed_memory()
         return count
 
     def reset_stats(self) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 
 class FaceAdapterError(RuntimeError):
@@ -50,22 +50,29 @@ class WrongModelFileError(FaceAdapterError, ValueError):
 
 
 class UnsafeModelFileError(FaceAdapterError):
-    """A pickle that wants to run code (or is not a plain tensor archive)."""
+    """A pickle that would run code when opened: refused, and nothing in it was executed."""
 
-    def __init__(self, source: str, reason: str):
-        super().__init__(
-            f"FaceAdapter: refused to load {source}: it is not a plain weights file ({reason}). "
-            "The pack only loads tensors (torch.load(weights_only=True)) or safetensors; "
-            "convert the checkpoint to .safetensors or get the official file."
-        )
+    def __init__(self, source: str, reason: str, download: str = ""):
+        lines = [f"FaceAdapter: refused to load {source} for safety: it is a pickle that would run code when "
+                 f"opened ({reason}). Nothing from it was executed. The pack loads only plain tensor files."]
+        if download:
+            lines.append(f"Use the official file instead: {download}")
+        super().__init__("\n".join(lines))
 
 
 class CorruptModelFileError(FaceAdapterError):
-    """Truncated or otherwise unreadable file."""
+    """A truncated (half-downloaded) or garbled weights file."""
 
-    def __init__(self, source: str, reason: str):
-        super().__init__(f"FaceAdapter: could not read {source}: {reason}. The file is probably truncated "
-                         "or corrupt; download it again (install.py --models verifies sha256).")
+    def __init__(self, source: str, reason: str, size: Optional[int] = None, expected_size: Optional[int] = None,
+                 download: str = ""):
+        self.size = size
+        lines = [f"FaceAdapter: {source} is corrupt (truncated or garbled): {reason}."]
+        if size is not None:
+            expect = f"; the manifest expects about {expected_size:,} bytes" if expected_size else ""
+            lines.append(f"Size on disk: {size:,} bytes{expect}.")
+        lines.append(f"Delete it and download it again from: {download}" if download
+                     else "Delete it and download it again from where you got it.")
+        super().__init__("\n".join(lines))
 
 
 class NoFaceError(FaceAdapterError):

@@ -6,9 +6,11 @@ touched.
 """
 from __future__ import annotations
 
+import io
 import json
-import pickle
+import pickletools
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -16,6 +18,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from .errors import CorruptModelFileError, UnsafeModelFileError, WrongModelFileError
+from .manifest import entry_for_file
 
 SAFETENSORS_SUFFIXES = {".safetensors", ".sft"}
 PICKLE_SUFFIXES = {".pth", ".pt", ".tar", ".ckpt", ".bin"}
@@ -24,31 +27,103 @@ DIFFUSERS_WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "model.safetens
 
 
 def read_checkpoint(path: str | Path) -> Any:
-    """Read a weights file without running code; returns whatever tensors/containers it holds."""
+    """Read a weights file without running code; returns whatever tensors/containers it holds.
+
+    Truncated or garbled files raise CorruptModelFileError (path, size, where to download);
+    a pickle that carries code raises UnsafeModelFileError. torch's own message is never
+    passed on: it advises turning the safety check off.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"FaceAdapter: no file at {path}")
-    suffix = path.suffix.lower()
-    if suffix in SAFETENSORS_SUFFIXES:
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
-            raise CorruptModelFileError(str(path), f"safetensors: {exc}") from exc
+            raise _corrupt(path, f"safetensors: {_plain(exc)}") from None
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # weights_only refuses any global that is not a plain tensor/container type.
-        raise UnsafeModelFileError(str(path), str(exc).splitlines()[0][:300]) from exc
-    except (EOFError, zipfile.BadZipFile) as exc:
-        raise CorruptModelFileError(str(path), f"{type(exc).__name__}: {exc}") from exc
-    except RuntimeError as exc:
-        text = str(exc)
-        if "weights_only" in text or "Unsupported global" in text:
-            raise UnsafeModelFileError(str(path), text.splitlines()[0][:300]) from exc
-        raise CorruptModelFileError(str(path), text.splitlines()[0][:300]) from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged file breaks torch's reader in many ways
+        code = pickle_globals_that_run_code(path)
+        if code:
+            raise UnsafeModelFileError(str(path), "it imports " + ", ".join(code[:4]),
+                                       _download_hint(path)[1]) from None
+        raise _corrupt(path, _plain(exc)) from None
+
+
+# Globals a plain tensor checkpoint may name; anything else in a refused pickle is code.
+_DATA_MODULES = ("torch", "collections", "numpy", "_codecs")
+_DATA_BUILTINS = {"set", "frozenset", "bytearray", "slice", "complex", "bytes", "str", "int", "float", "bool"}
+
+
+def pickle_globals_that_run_code(path: Path) -> list[str]:
+    """Globals (module.name) that the pickles in ``path`` would import, other than tensor/container types.
+
+    Reads opcodes with pickletools only, so nothing is imported or executed. A zip
+    checkpoint's ``*/data.pkl`` and every pickle of a legacy file are scanned.
+    """
+    streams: list[bytes] = []
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                streams = [zf.read(n) for n in zf.namelist() if n.endswith(".pkl")]
+        else:
+            streams = [path.read_bytes()]
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, zlib.error):
+        return []
+    found: list[str] = []
+    for data in streams:
+        buf = io.BytesIO(data)
+        while buf.tell() < len(data):
+            strings: list[str] = []
+            try:
+                for op, arg, _pos in pickletools.genops(buf):
+                    if op.name == "GLOBAL":
+                        found.append(str(arg).replace(" ", "."))
+                    elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        found.append(f"{strings[-2]}.{strings[-1]}")
+                    elif isinstance(arg, str):
+                        strings.append(arg)
+            except Exception:  # garbled or cut off: stop scanning this stream
+                break
+    return [g for g in dict.fromkeys(found) if not _is_data_global(g)]
+
+
+def _is_data_global(name: str) -> bool:
+    """Tensor/container types torch's safe unpickler accepts (its own list when this torch exposes it)."""
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return name in _get_allowed_globals()
+    except (ImportError, AttributeError):  # only the wording of a refusal depends on this
+        module, _, attr = name.rpartition(".")
+        return attr in _DATA_BUILTINS if module == "builtins" else module.split(".")[0] in _DATA_MODULES
+
+
+def _plain(exc: BaseException) -> str:
+    """The first sentence of an error, without torch's advice about weights_only."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "not a readable tensor archive"
+    text = text.split(". ")[0].rstrip(".")
+    return f"{type(exc).__name__}: {text[:200]}" if isinstance(exc, OSError) else text[:200]
+
+
+def _download_hint(path: Path) -> tuple[Optional[int], str]:
+    """(approximate size, where to download) from the manifest entry this file belongs to."""
+    e = entry_for_file(path)
+    if e is None:
+        return None, ""
+    how = f" (or: python install.py --models {e.id})" if e.downloadable else ""
+    return (None if e.folder else e.size_bytes_approx), e.source + how
+
+
+def _corrupt(path: Path, reason: str) -> CorruptModelFileError:
+    expected, download = _download_hint(path)
+    return CorruptModelFileError(str(path), reason, path.stat().st_size, expected, download)
 
 
 def flatten_state(obj: Any, source: str, sub_key: Optional[str] = None) -> dict[str, torch.Tensor]:

@@ -41,3 +41,12 @@ def entry(model_id: str) -> ModelEntry:
         return entries()[model_id]
     except KeyError:
         raise KeyError(f"unknown model id {model_id!r}; the manifest lists: {', '.join(sorted(entries()))}") from None
+
+
+def entry_for_file(path: str | Path) -> Optional[ModelEntry]:
+    """The manifest entry a file on disk belongs to (its relative path, or a file inside a folder entry)."""
+    posix = "/" + Path(path).as_posix()
+    for e in entries().values():
+        if posix.endswith("/" + e.path) or (e.folder and f"/{e.path}/" in posix):
+            return e
+    return None

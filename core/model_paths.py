@@ -1,8 +1,9 @@
 """Where model files live: folder kinds, lookup, and errors that name the expected path."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 from . import comfy_bridge as bridge
 from .errors import MissingModelError
@@ -63,8 +64,46 @@ def resolve_user_file(kind: str, name: str, source: str = "") -> Path:
     return path
 
 
+def file_identity(paths: Iterable[Path]) -> tuple:
+    """(resolved path, size, mtime_ns) of each file; a folder contributes every file in it.
+
+    A path that does not exist contributes (path, "absent"), so installing it changes the identity.
+    """
+    out: list[tuple] = []
+    for path in paths:
+        path = Path(path).expanduser().resolve()
+        if not path.exists():
+            out.append((str(path), "absent"))
+            continue
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            st = f.stat()
+            out.append((str(f), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def model_fingerprint(*searches: Iterable[Path]) -> str:
+    """A node's IS_CHANGED value: a digest of every path its model lookup would try.
+
+    Covers present files (size, mtime) and absent ones, so installing, replacing or
+    removing a model file changes ComfyUI's cache key and the node runs again.
+    """
+    ident = file_identity(p for search in searches for p in search)
+    return hashlib.sha256(repr(ident).encode()).hexdigest()
+
+
 def _has_onnx(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("*.onnx"))
+
+
+def _insightface_source(name: str) -> str:
+    return next((e.source.rsplit("/", 1)[0] for e in entries().values() if e.id.startswith(f"insightface.{name}")), "")
+
+
+def insightface_dir_candidates(name: str) -> list[Path]:
+    """Where an insightface model folder may be, in search order."""
+    return [c for root in bridge.folder_paths_for("insightface")
+            for c in (root / "models" / name, root / "models" / name / name, root / name)]
 
 
 def find_insightface_model_dir(name: str = "antelopev2") -> Path:
@@ -74,12 +113,92 @@ def find_insightface_model_dir(name: str = "antelopev2") -> Path:
     the release archive into that folder gives ``.../<name>/<name>/*.onnx``,
     which we accept too.
     """
-    tried: list[Path] = []
-    for root in bridge.folder_paths_for("insightface"):
-        for candidate in (root / "models" / name, root / "models" / name / name, root / name):
-            tried.append(candidate)
-            if _has_onnx(candidate):
-                return candidate
-    source = next((e.source.rsplit("/", 1)[0] for e in entries().values() if e.id.startswith(f"insightface.{name}")), "")
+    tried = insightface_dir_candidates(name)
+    for candidate in tried:
+        if _has_onnx(candidate):
+            return candidate
+    source = _insightface_source(name)
     raise MissingModelError(f"insightface '{name}' (*.onnx)", tried, "insightface", source,
                             "insightface model zoo: non-commercial research use")
+
+
+# ---------------------------------------------------------------- dropdowns of model files
+WEIGHT_SUFFIXES = {".pth", ".pt", ".tar", ".ckpt", ".bin", ".safetensors", ".sft"}
+NOT_INSTALLED = "(not installed: "
+
+
+def list_model_files(kind: str, suffixes: Iterable[str]) -> list[str]:
+    """Files under every folder configured for ``kind`` (relative, '/'-separated), sorted, no duplicates."""
+    suffixes = {s.lower() for s in suffixes}
+    found: set[str] = set()
+    for root in bridge.folder_paths_for(kind):
+        if root.is_dir():
+            found.update(p.relative_to(root).as_posix() for p in root.rglob("*")
+                         if p.is_file() and p.suffix.lower() in suffixes)
+    return sorted(found)
+
+
+def not_installed_label(model: ModelEntry | str) -> str:
+    """The dropdown entry shown when a manifest file is absent; it says how to get it."""
+    model = entry(model) if isinstance(model, str) else model
+    how = f"python install.py --models {model.id}" if model.downloadable else f"see {model.source}"
+    return f"{NOT_INSTALLED}{Path(model.path).name} - {how})"
+
+
+def model_choices(model: ModelEntry | str) -> tuple[list[str], str]:
+    """(dropdown entries, default) for a model input of this manifest entry.
+
+    The manifest path is always first, so saved workflows validate whether or not the
+    file is installed; when it is absent the 'not installed' entry is the default.
+    """
+    model = entry(model) if isinstance(model, str) else model
+    suffix = Path(model.path).suffix.lower()
+    others = [f for f in list_model_files(model.kind, WEIGHT_SUFFIXES if suffix in WEIGHT_SUFFIXES else {suffix})
+              if f != model.path]
+    if find_model(model) is not None:
+        return [model.path, *others], model.path
+    label = not_installed_label(model)
+    return [model.path, label, *others], label
+
+
+def choice_candidates(model: ModelEntry | str, value: Optional[str]) -> list[Path]:
+    """Where a dropdown value (or the 'not installed' entry, meaning the manifest path) is searched."""
+    model = entry(model) if isinstance(model, str) else model
+    name = model.path if not value or value.startswith(NOT_INSTALLED) else value
+    return user_file_candidates(model.kind, name)
+
+
+def find_model_choice(model: ModelEntry | str, value: Optional[str]) -> Optional[Path]:
+    return next((p for p in choice_candidates(model, value) if p.exists()), None)
+
+
+def resolve_model_choice(model: ModelEntry | str, value: Optional[str]) -> Path:
+    """The file a dropdown value names, or the pack's MissingModelError (paths searched, kind, source)."""
+    model = entry(model) if isinstance(model, str) else model
+    path = find_model_choice(model, value)
+    if path is None:
+        name = model.path if not value or value.startswith(NOT_INSTALLED) else value
+        raise MissingModelError(name, choice_candidates(model, value), model.kind,
+                                f"{model.source} (or: python install.py --models {model.id})", model.licence)
+    return path
+
+
+def choices_fingerprint(*choices: tuple[str, Optional[str]]) -> str:
+    """IS_CHANGED for nodes with model dropdowns: ``(manifest id, chosen value)`` pairs."""
+    return model_fingerprint(*(choice_candidates(model_id, value) for model_id, value in choices))
+
+
+def insightface_model_choices(default: str = "antelopev2") -> tuple[list[str], str]:
+    """(dropdown entries, default) of insightface model folders; ``default`` is always listed first."""
+    names = sorted({c.parent.name if c.parent.name == c.name else c.name
+                    for root in bridge.folder_paths_for("insightface") if (root / "models").is_dir()
+                    for c in (root / "models").rglob("*") if _has_onnx(c)} - {default})
+    if any(_has_onnx(c) for c in insightface_dir_candidates(default)):
+        return [default, *names], default
+    label = f"{NOT_INSTALLED}{default} - see {_insightface_source(default) or 'README'})"
+    return [default, label, *names], label
+
+
+def insightface_choice(value: Optional[str], default: str = "antelopev2") -> str:
+    """The model folder name a dropdown value means (the 'not installed' entry means the default)."""
+    return default if not value or value.startswith(NOT_INSTALLED) else value

@@ -16,7 +16,8 @@ import torch
 from ..core import comfy_bridge as bridge
 from ..core.errors import NoFaceError
 from ..core.manifest import entry
-from ..core.model_paths import find_insightface_model_dir, resolve_user_file
+from ..core.model_paths import (find_insightface_model_dir, insightface_choice, insightface_dir_candidates,
+                                insightface_model_choices, model_fingerprint, resolve_user_file, user_file_candidates)
 from ..face import align, paste, preview, select, track
 from ..face import analysis as analysis_mod
 from ..face.records import ON_MISSING, CropBatch, FaceBatch
@@ -39,6 +40,12 @@ def _stepper(total: int, desc: str) -> Callable[[], None]:
 
 def _frames(image: torch.Tensor) -> int:
     return 1 if image.ndim == 3 else int(image.shape[0])
+
+
+def _insightface_input() -> tuple:
+    choices, default = insightface_model_choices()
+    return (choices, {"default": default, "tooltip": "insightface model folder found under models/insightface/models/ "
+                      "(one extra nested folder is accepted)."})
 
 
 class FaceAdapterLoadFaceAnalysis:
@@ -67,8 +74,7 @@ class FaceAdapterLoadFaceAnalysis:
                            "but none gives the mesh. insightface: 2d106det or 1k3d68 from the model folder."}),
             "recognition": ("BOOLEAN", {"default": True, "tooltip": "insightface: compute ArcFace embeddings "
                                         "(selection by reference, tracking by identity). Ignored by mediapipe."}),
-            "insightface_model": ("STRING", {"default": "antelopev2", "tooltip": "Folder name under "
-                                             "models/insightface/models/ (one extra nested folder is accepted)."}),
+            "insightface_model": _insightface_input(),
             "det_size": ("INT", {"default": 640, "min": 160, "max": 1280, "step": 32,
                                  "tooltip": "insightface detector input size (Face-Adapter uses 640)."}),
             "mediapipe_detector": (["full_range", "short_range"], {
@@ -76,6 +82,12 @@ class FaceAdapterLoadFaceAnalysis:
             "device": (["auto", "cpu"], {"tooltip": "auto: follow ComfyUI's torch device (onnxruntime GPU provider "
                                          "when installed). mediapipe always runs on CPU."}),
         }}
+
+    @classmethod
+    def IS_CHANGED(cls, insightface_model=None, **_kw):
+        """Installing or replacing the ONNX folder or the mediapipe .task file re-runs the loader."""
+        return model_fingerprint(insightface_dir_candidates(insightface_choice(insightface_model)),
+                                 user_file_candidates(MEDIAPIPE_TASK.kind, MEDIAPIPE_TASK.path))
 
     def load(self, backend: str, min_score: float, max_faces: int, landmarks: str, recognition: bool,
              insightface_model: str, det_size: int, mediapipe_detector: str, device: str) -> tuple:
@@ -90,7 +102,8 @@ class FaceAdapterLoadFaceAnalysis:
         else:
             torch_device = bridge.torch_device() if device == "auto" else torch.device("cpu")
             analyzer = analysis_mod.load_analyzer(
-                "insightface", model_dir=find_insightface_model_dir(insightface_model), device=torch_device,
+                "insightface", model_dir=find_insightface_model_dir(insightface_choice(insightface_model)),
+                device=torch_device,
                 det_size=det_size, min_score=min_score, max_faces=max_faces, recognition=recognition,
                 landmarks="none" if landmarks == "auto" else landmarks)
         return analyzer, analysis_mod.describe(analyzer)

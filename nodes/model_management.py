@@ -12,7 +12,10 @@ CATEGORY = "FaceAdapter/Models"
 
 class FaceAdapterModelCache:
     DESCRIPTION = ("Shows what FaceAdapter's shared model cache holds (loads, hits, models) or unloads every "
-                   "FaceAdapter model so its memory is freed. Runs every time it is queued.")
+                   "FaceAdapter network so its memory is freed (loader outputs only name files, so the next use "
+                   "reloads). Face-analysis backends (Load Face Analysis: ONNX sessions, mediapipe graphs) are "
+                   "not in this cache; they go when that node's output leaves ComfyUI's cache. "
+                   "Runs every time it is queued.")
     CATEGORY = CATEGORY
     FUNCTION = "run"
     OUTPUT_NODE = True

@@ -6,7 +6,7 @@ import logging
 from ..core import comfy_bridge as bridge
 from ..core.images import frame_to_uint8, image_to_uint8, uint8_to_image
 from ..core.manifest import entry
-from ..core.model_paths import find_user_file, resolve_user_file
+from ..core.model_paths import choices_fingerprint, find_model_choice, model_choices, resolve_model_choice
 from ..spatial import area as area_ops
 from ..face.align import CROP_RATIO
 from ..face.paste import COLOR_MATCH
@@ -29,9 +29,12 @@ TASK_TIP = ("reenact: the source face takes the target's pose and expression (ba
 
 
 def _manifest_path_input(model_id: str, tip: str) -> tuple:
+    """A dropdown of the files in the model folders of this kind (manifest path first, always valid)."""
     e = entry(model_id)
-    return ("STRING", {"default": e.path, "tooltip": f"{tip} Relative to the '{e.kind}' model folder, or absolute. "
-                                                     f"Source: {e.source}. Licence: {e.licence}."})
+    choices, default = model_choices(e)
+    return (choices, {"default": default, "tooltip": f"{tip} Files found in the '{e.kind}' model folders "
+                                                     f"(add folders in extra_model_paths.yaml). Source: {e.source}. "
+                                                     f"Licence: {e.licence}."})
 
 
 class FaceAdapterLoad3DReconstructor:
@@ -52,11 +55,15 @@ class FaceAdapterLoad3DReconstructor:
             "bfm_file": _manifest_path_input("faceadapter.bfm_front", "BFM_model_front.mat (d3dfr_bfm only)."),
         }}
 
+    @classmethod
+    def IS_CHANGED(cls, d3dfr_file=None, bfm_file=None, **_kw):
+        return choices_fingerprint(("faceadapter.d3dfr_resnet50", d3dfr_file), ("faceadapter.bfm_front", bfm_file))
+
     def load(self, method: str, d3dfr_file: str, bfm_file: str):
         if method == MESH:
             return (MeshProjector(),)
-        d3dfr = resolve_user_file("faceadapter", d3dfr_file, entry("faceadapter.d3dfr_resnet50").source)
-        bfm = resolve_user_file("faceadapter", bfm_file, entry("faceadapter.bfm_front").source)
+        d3dfr = resolve_model_choice("faceadapter.d3dfr_resnet50", d3dfr_file)
+        bfm = resolve_model_choice("faceadapter.bfm_front", bfm_file)
         return (load_bfm_projector(d3dfr, bfm),)
 
 
@@ -131,17 +138,20 @@ class FaceAdapterPredictAdaptingArea:
             "parsing_model": _manifest_path_input("faceparsing.bisenet19", "BiSeNet 79999_iter.pth."),
         }}
 
+    @classmethod
+    def IS_CHANGED(cls, area_model=None, parsing_model=None, **_kw):
+        return choices_fingerprint(("faceadapter.adapting_area_predictor", area_model),
+                                   ("faceparsing.bisenet19", parsing_model))
+
     def predict(self, landmarks, method, area_model, parsing_model):
         task = landmarks.task
         method = self._choose(task, method, area_model, parsing_model)
         bar = bridge.progress(max(len(landmarks), 1), f"adapting area ({method})")
         if method == "adapting_area_net":
-            net = area_ops.load_area_net(resolve_user_file("faceadapter", area_model, entry(
-                "faceadapter.adapting_area_predictor").source))
+            net = area_ops.load_area_net(resolve_model_choice("faceadapter.adapting_area_predictor", area_model))
             area = area_ops.reenact_area(net, landmarks, step=bar.update)
         elif method == "face_parsing":
-            net = area_ops.load_parsing_net(resolve_user_file("faceadapter", parsing_model, entry(
-                "faceparsing.bisenet19").source))
+            net = area_ops.load_parsing_net(resolve_model_choice("faceparsing.bisenet19", parsing_model))
             area = area_ops.swap_area(net, landmarks, step=bar.update)
         else:
             area = area_ops.hull_area(landmarks, task, step=bar.update)
@@ -152,8 +162,9 @@ class FaceAdapterPredictAdaptingArea:
     def _choose(task: str, method: str, area_model: str, parsing_model: str) -> str:
         if method != "auto":
             return method
-        wanted, file = (("adapting_area_net", area_model) if task == "reenact" else ("face_parsing", parsing_model))
-        if find_user_file("faceadapter", file) is not None:
+        wanted, model_id, file = (("adapting_area_net", "faceadapter.adapting_area_predictor", area_model)
+                                  if task == "reenact" else ("face_parsing", "faceparsing.bisenet19", parsing_model))
+        if find_model_choice(model_id, file) is not None:
             return wanted
         log.warning("FaceAdapter: %s not found in the faceadapter folder; using the landmark-hull area", file)
         return "landmark_hull"

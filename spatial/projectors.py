@@ -31,30 +31,50 @@ class LandmarkProjector(Protocol):
         ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class BfmProjector:
-    d3dfr: CachedModel
-    bfm: CachedModel
+    """A handle: which files to use, not the networks.
+
+    The D3DFR network and the BFM are fetched from the one model cache at each use, so
+    ComfyUI's cached node output holds no network and the unload node really frees them
+    (the next use reloads transparently).
+    """
+
+    d3dfr_path: Path
+    bfm_path: Path
+    device: Optional[torch.device] = None
     chunk: int = 16
     method: str = "d3dfr_bfm"
+
+    def d3dfr(self) -> CachedModel:
+        """D3DFR runs in fp32 like upstream's helper nets."""
+        path = self.d3dfr_path
+        return MODEL_CACHE.get("d3dfr_resnet50", [path], lambda: load_d3dfr(path, dtype=torch.float32),
+                               dtype=torch.float32, device=self.device or bridge.torch_device())
+
+    def bfm(self) -> CachedModel:
+        path = self.bfm_path
+        return MODEL_CACHE.get("bfm_front", [path], lambda: BFM.from_mat(path), dtype=torch.float32,
+                               device=torch.device("cpu"))
 
     @torch.no_grad()
     def coefficients(self, views: Sequence[FaceView]) -> torch.Tensor:
         """(N,261) D3DFR coefficients, computed once per distinct view, in chunks."""
-        net = self.d3dfr.ready()
+        item = self.d3dfr()
+        net = item.ready()
         unique, index = _unique(views)
         out = []
         for start in range(0, len(unique), self.chunk):
             bridge.check_interrupt()
             crops = [v.aligned256() for v in unique[start:start + self.chunk]]
-            out.append(net(nchw_unit(crops, self.d3dfr.device, self.d3dfr.dtype or torch.float32)).float().cpu())
+            out.append(net(nchw_unit(crops, item.device, item.dtype or torch.float32)).float().cpu())
         coeffs = torch.cat(out) if out else torch.zeros(0, 261)
         return coeffs[index]
 
     @torch.no_grad()
     def project(self, sources: Sequence[FaceView], targets: Sequence[FaceView]) -> np.ndarray:
         mixed = mix_coefficients(self.coefficients(sources), self.coefficients(targets))
-        return self.bfm.ready().get_lm70(mixed).numpy().astype(np.float32)
+        return self.bfm().ready().get_lm70(mixed).numpy().astype(np.float32)
 
 
 @dataclass
@@ -73,13 +93,11 @@ class MeshProjector:
 
 
 def load_bfm_projector(d3dfr_path: Path, bfm_path: Path, device: Optional[torch.device] = None) -> BfmProjector:
-    """Both networks through the shared cache (D3DFR runs in fp32 like upstream's helper nets)."""
-    device = device or bridge.torch_device()
-    d3dfr = MODEL_CACHE.get("d3dfr_resnet50", [d3dfr_path], lambda: load_d3dfr(d3dfr_path, dtype=torch.float32),
-                            dtype=torch.float32, device=device)
-    bfm = MODEL_CACHE.get("bfm_front", [bfm_path], lambda: BFM.from_mat(bfm_path), dtype=torch.float32,
-                          device=torch.device("cpu"))
-    return BfmProjector(d3dfr, bfm)
+    """Load both files into the shared cache now (so a bad file fails at the loader) and return a handle."""
+    projector = BfmProjector(Path(d3dfr_path), Path(bfm_path), device)
+    projector.d3dfr()
+    projector.bfm()
+    return projector
 
 
 def project_pairs(projector: LandmarkProjector, plan: PairPlan) -> ProjectedLandmarks:

@@ -62,32 +62,88 @@ def test_diffusers_folder(tmp_path):
 
 
 class _Evil:
+    """Unpickling this creates the file named in MARKER: proof that code ran."""
+
+    marker = ""
+
     def __reduce__(self):
-        return (os.system, ("echo pwned > /dev/null",))
+        return (open, (self.marker, "w"))
 
 
-def test_pickle_that_runs_code_is_refused(tmp_path):
+SAVERS = {
+    "zip.pth": lambda sd, p: torch.save(sd, p),
+    "zip.tar": lambda sd, p: torch.save(sd, p),
+    "legacy.tar": lambda sd, p: torch.save(sd, p, _use_new_zipfile_serialization=False),
+    "legacy.pth": lambda sd, p: torch.save(sd, p, _use_new_zipfile_serialization=False),
+    "file.safetensors": lambda sd, p: save_file(sd, str(p)),
+}
+
+
+def _no_unsafe_advice(text: str) -> None:
+    assert "weights_only" not in text and "arbitrary code" not in text, text
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SAVERS if not n.endswith(".safetensors")))  # no code there
+def test_pickle_that_runs_code_is_refused_and_never_runs(tmp_path, name):
+    marker = tmp_path / "code_ran"
+    evil = _Evil()
+    evil.marker = str(marker)
+    path = tmp_path / name
+    SAVERS[name]({"conv.weight": evil}, path)
+    assert not marker.exists()
+    with pytest.raises(errors.UnsafeModelFileError) as info:
+        loading.load_state_dict(path)
+    text = str(info.value)
+    assert str(path) in text and "refused" in text and "for safety" in text and "open" in text.split("imports")[1]
+    _no_unsafe_advice(text)
+    assert not marker.exists(), "the pickle's code must never run"
+
+
+def test_raw_pickle_with_code_is_refused(tmp_path):
+    marker = tmp_path / "code_ran"
+    evil = _Evil()
+    evil.marker = str(marker)
     path = tmp_path / "evil.pth"
     with open(path, "wb") as fh:
-        pickle.dump({"conv.weight": _Evil()}, fh)
+        pickle.dump({"conv.weight": evil}, fh)
     with pytest.raises(errors.UnsafeModelFileError, match="evil.pth"):
         loading.load_state_dict(path)
-    # torch.save's zip format with a code-carrying object too
-    path2 = tmp_path / "evil2.pth"
-    torch.save({"w": _Evil()}, path2)
-    with pytest.raises(errors.UnsafeModelFileError):
-        loading.load_state_dict(path2)
+    assert not marker.exists()
 
 
-def test_truncated_files(tmp_path):
-    sd = _state()
-    for name, save in (("t.pth", lambda p: torch.save(sd, p)), ("t.safetensors", lambda p: save_file(sd, str(p)))):
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+@pytest.mark.parametrize("name", sorted(SAVERS))
+def test_truncated_or_garbled_file_is_corrupt_with_path_size_source(tmp_path, name, damage):
+    folder = tmp_path / "faceadapter" / "third_party"
+    folder.mkdir(parents=True)
+    good = folder / name
+    SAVERS[name](_state(), good)
+    data = bytearray(good.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        for i in range(0, len(data), 97):
+            data[i] ^= 0x5A
+    # named like a manifest file so the error can say where to download it
+    path = folder / ("d3dfr_res50_nofc" + good.suffix)
+    path.write_bytes(bytes(data))
+    with pytest.raises(errors.CorruptModelFileError) as info:
+        loading.load_state_dict(path)
+    text = str(info.value)
+    assert str(path) in text and "corrupt" in text and f"{len(data):,} bytes" in text, text
+    _no_unsafe_advice(text)
+    if good.suffix == ".pth":
+        assert "huggingface.co/FaceAdapter" in text and "install.py --models faceadapter.d3dfr_resnet50" in text
+        assert "the manifest expects about" in text
+
+
+def test_random_bytes_and_empty_file_are_corrupt(tmp_path):
+    for name, data in (("random.pth", os.urandom(5000)), ("empty.pth", b"")):
         path = tmp_path / name
-        save(path)
-        data = path.read_bytes()
-        path.write_bytes(data[: len(data) // 2])
-        with pytest.raises(errors.CorruptModelFileError, match=name):
+        path.write_bytes(data)
+        with pytest.raises(errors.CorruptModelFileError, match=name) as info:
             loading.load_state_dict(path)
+        _no_unsafe_advice(str(info.value))
 
 
 def test_wrong_architecture_names_keys(tmp_path):

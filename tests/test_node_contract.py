@@ -84,3 +84,27 @@ def test_node_modules_do_no_comfy_imports():
         if re.search(r"^\s*(import|from)\s+(comfy|folder_paths)\b", text, re.M):
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+MODEL_INPUTS = {"FaceAdapterLoad3DReconstructor": ("d3dfr_file", "bfm_file"),
+                "FaceAdapterPredictAdaptingArea": ("area_model", "parsing_model"),
+                "FaceAdapterLoadFaceAnalysis": ("insightface_model",)}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_INPUTS))
+def test_model_inputs_are_dropdowns_with_is_changed(name, tmp_path, monkeypatch):
+    """Model files are picked from dropdowns (manifest name always valid) and feed ComfyUI's cache key."""
+    from faceadapter_suite.core import comfy_bridge
+
+    monkeypatch.setattr(comfy_bridge, "_standalone_models_dir", tmp_path)  # nothing installed
+    cls = PACK.NODE_CLASS_MAPPINGS[name]
+    required = cls.INPUT_TYPES()["required"]
+    for input_name in MODEL_INPUTS[name]:
+        choices, options = required[input_name]
+        assert isinstance(choices, list) and options["default"] in choices
+        assert not choices[0].startswith("("), "the manifest name comes first so saved workflows validate"
+        assert options["default"].startswith("(not installed: "), "absent files are said to be absent"
+    # ComfyUI calls IS_CHANGED with the widget values only (linked inputs are left out)
+    values = {n: required[n][0][0] for n in MODEL_INPUTS[name]}
+    key = cls.IS_CHANGED(**values)
+    assert isinstance(key, str) and key == cls.IS_CHANGED(**values)

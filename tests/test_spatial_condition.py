@@ -72,10 +72,10 @@ def test_bfm_projection_source_identity_computed_once(photos, models_dir):
     MODEL_CACHE.clear()
     MODEL_CACHE.reset_stats()
     recon = _bfm_reconstructor()
-    assert _bfm_reconstructor().d3dfr is recon.d3dfr, "second load comes from the shared cache"
-    assert (MODEL_CACHE.stats.loads, MODEL_CACHE.stats.hits) == (2, 2)
+    assert _bfm_reconstructor().d3dfr() is recon.d3dfr(), "second load comes from the shared cache"
+    assert (MODEL_CACHE.stats.loads, MODEL_CACHE.stats.hits) == (2, 4), "2 loads; 2 loader hits + 2 d3dfr() lookups"
     seen = []
-    hook = recon.d3dfr.value.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    hook = recon.d3dfr().value.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
     src_img, src_faces = photos["grace_hopper"]
     vid_img, vid_faces = photos["video"]
     landmarks, preview, drawn = _project(recon, src_img, src_faces, vid_img, vid_faces)
@@ -89,7 +89,7 @@ def test_bfm_projection_source_identity_computed_once(photos, models_dir):
     self_lm, _, _ = _project(recon, vid_img[:1], type(vid_faces)(vid_faces.frames[:1]), vid_img[:1],
                              type(vid_faces)(vid_faces.frames[:1]))
     coeffs = recon.coefficients([self_lm.targets[0]])
-    own = recon.bfm.value.get_lm70(coeffs).numpy()
+    own = recon.bfm().value.get_lm70(coeffs).numpy()
     np.testing.assert_allclose(self_lm.pts70[0], own[0], atol=1e-4)
 
 
@@ -285,3 +285,40 @@ def test_project_honours_crop_ratio_and_redetects_with_the_analyzer(photos):
             assert not va.redetected and vb.redetected and vb.crop_ratio == 1.0
             assert vb.matrix512[0, 0] == pytest.approx(va.matrix512[0, 0] * 0.81)
     assert np.abs(framed.pts70 - plain.pts70).max() < 8, "the 256-frame landmarks hardly move"
+
+
+def test_unload_frees_networks_held_by_reconstructor_output(models_dir):
+    """The loader's output is a handle: after unload + gc no network is alive; the next use reloads."""
+    import gc
+    import weakref
+
+    MODEL_CACHE.clear()
+    recon = _bfm_reconstructor()
+    net_ref = weakref.ref(recon.d3dfr().value)
+    bfm_ref = weakref.ref(recon.bfm().value)
+    assert net_ref() is not None
+    MODEL_CACHE.clear()
+    gc.collect()
+    assert net_ref() is None and bfm_ref() is None, "the node output must not keep networks alive"
+    assert recon.d3dfr().value is not None and len(MODEL_CACHE) == 1, "next use reloads transparently"
+
+
+def test_model_inputs_are_dropdowns_and_is_changed_follows_files(tmp_path, monkeypatch):
+    """IS_CHANGED changes when the chosen model file is installed, so ComfyUI re-runs the node."""
+    monkeypatch.setattr(comfy_bridge, "_standalone_models_dir", tmp_path)
+    node = nodes.FaceAdapterPredictAdaptingArea
+    choices, opts = node.INPUT_TYPES()["required"]["area_model"]
+    assert isinstance(choices, list) and choices[0] == "net_seg_res18.pth" and opts["default"] in choices
+    before = node.IS_CHANGED(area_model="net_seg_res18.pth", parsing_model="third_party/79999_iter.pth")
+    assert node._choose("reenact", "auto", "net_seg_res18.pth", "x") == "landmark_hull"
+    (tmp_path / "faceadapter").mkdir()
+    (tmp_path / "faceadapter" / "net_seg_res18.pth").write_bytes(b"x")
+    after = node.IS_CHANGED(area_model="net_seg_res18.pth", parsing_model="third_party/79999_iter.pth")
+    assert after != before
+    assert node._choose("reenact", "auto", "net_seg_res18.pth", "x") == "adapting_area_net"
+    recon = nodes.FaceAdapterLoad3DReconstructor
+    assert recon.IS_CHANGED(d3dfr_file="third_party/d3dfr_res50_nofc.pth", bfm_file=None) == \
+        recon.IS_CHANGED(d3dfr_file="third_party/d3dfr_res50_nofc.pth", bfm_file=None)
+    with pytest.raises(errors.MissingModelError, match="d3dfr_res50_nofc.pth"):
+        recon().load(nodes.BFM, recon.INPUT_TYPES()["required"]["d3dfr_file"][1]["default"],
+                     "third_party/BFM_model_front.mat")
