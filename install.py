@@ -318,7 +318,7 @@ def install_models(patterns: list[str], models_dir: Path) -> list[Path]:
     for e in select(load_manifest(), patterns):
         url = e["source"]
         dest = models_dir / e["kind"] / e["path"]
-        if e.get("folder") or not url.startswith("https://") or " " in url:
+        if e.get("folder") or not re.fullmatch(r"https?://\S+", url):  # web pages and folders: by hand
             raise InstallError(f"{e['id']} cannot be downloaded automatically; get it from {url} and put it at {dest}")
         nc = "  (NON-COMMERCIAL licence: " + e["licence"] + ")" if e["non_commercial"] else ""
         print(f"[FaceAdapter] {e['id']} -> {dest}{nc}")
