@@ -52,7 +52,7 @@ def site_packages(python: Path) -> Path:
 
 def dry_run(python: Path, args: list[str], work: Path) -> list[dict]:
     report = work / "report.json"
-    run([str(python), "-m", "pip", "install", "-q", "--dry-run", "--ignore-requires-python", "--report", str(report), *args])
+    run([str(python), "-m", "pip", "install", "-q", "--dry-run", "--only-binary=:all:", "--report", str(report), *args])
     return json.loads(report.read_text())["install"]
 
 
