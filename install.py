@@ -222,6 +222,8 @@ def plan_dependencies(env: Env) -> Plan:
     for more_steps, more_notes in (plan_opencv(env), (steps, notes), plan_onnxruntime(env)):
         plan.steps += more_steps
         plan.notes += more_notes
+    if "onnx" not in env.installed:  # the insightface backend reads each model's input normalisation with it
+        plan.steps.append(Step("install", ["onnx"], "insightface backend: reads how each model normalises its input"))
     return plan
 
 

@@ -77,13 +77,13 @@ def test_plan_is_safe_everywhere(system, machine, python, protobuf, opencv):
 def test_protobuf_is_settled_before_onnxruntime_pulls_the_newest():
     plan = install.plan_dependencies(env())
     order = [p for s in plan.steps for p in s.packages]
-    assert order.index(install.PROTOBUF_FOR_LEGACY) < order.index("onnxruntime")
+    assert order.index(install.PROTOBUF_FOR_LEGACY) < order.index("onnxruntime") < order.index("onnx")
 
 
 def test_windows_and_apple_silicon_get_the_numpy2_legacy_build():  # the old x86_64 marker gave them numpy<2
     for system, machine in (("Windows", "AMD64"), ("Darwin", "arm64")):
         plan = install.plan_dependencies(env((3, 12), system, machine, protobuf="4.25.8"))
-        assert installs(plan) == ["opencv-python-headless", *install.LEGACY_RUNTIME_DEPS, install.LEGACY_SPEC, "onnxruntime"]
+        assert installs(plan) == ["opencv-python-headless", *install.LEGACY_RUNTIME_DEPS, install.LEGACY_SPEC, "onnxruntime", "onnx"]
 
 
 def test_broken_mediapipe_is_replaced_not_stacked():
