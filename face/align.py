@@ -146,3 +146,21 @@ def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_5
             step()
     sizes = tuple((int(f.height), int(f.width)) for f in faces.frames)
     return crops, CropBatch(crops=tuple(plans), frame_sizes=sizes, mode=mode_name)
+
+
+# ---------------------------------------------------------------- box-centred square crops
+def box_square(bbox: np.ndarray, context: float = 1.0) -> tuple[float, float, float]:
+    """(centre x, centre y, side) of the square ``context`` times a box's longer side, centred on it.
+
+    The framing of every crop that is driven by a detection box rather than by keypoints (landmark
+    model inputs, mesh sub-images), so they all agree on where a face's square is."""
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    return (x1 + x2) / 2.0, (y1 + y2) / 2.0, float(context) * max(x2 - x1, y2 - y1, 1.0)
+
+
+def box_square_matrix(bbox: np.ndarray, context: float, size: int) -> np.ndarray:
+    """Frame -> crop affine (2x3, no rotation) that puts ``box_square(bbox, context)`` onto a
+    ``size`` x ``size`` crop; records.invert_affine gives the way back."""
+    cx, cy, side = box_square(bbox, context)
+    s = size / side
+    return np.array([[s, 0.0, size / 2.0 - s * cx], [0.0, s, size / 2.0 - s * cy]])

@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 
 from ..core.errors import CorruptModelFileError, FaceAdapterError, MissingModelError
-from .align import aligned_matrix, warp_to_crop
+from .align import aligned_matrix, box_square_matrix, warp_to_crop
 from .analysis import nms, strongest
-from .records import IBUG_68, INSIGHTFACE_106, Face, FrameFaces, transform_points
+from .records import IBUG_68, INSIGHTFACE_106, Face, FrameFaces, invert_affine, transform_points
 
 log = logging.getLogger("FaceAdapter")
 
@@ -266,18 +266,15 @@ class InsightFaceAnalyzer:
 
     def _add_landmarks(self, rgb: np.ndarray, face: Face) -> Face:
         role = LANDMARK_106 if LANDMARK_106 in self.sessions else LANDMARK_68
-        x1, y1, x2, y2 = (float(v) for v in face.bbox)
-        s = LANDMARK_SIZE / (max(x2 - x1, y2 - y1, 1.0) * LANDMARK_CONTEXT)
-        half = LANDMARK_SIZE / 2.0
-        to_crop = np.array([[s, 0.0, half - s * (x1 + x2) / 2.0], [0.0, s, half - s * (y1 + y2) / 2.0]])
+        to_crop = box_square_matrix(face.bbox, LANDMARK_CONTEXT, LANDMARK_SIZE)
         pred = self._run(role, self._blob([warp_to_crop(rgb, to_crop, LANDMARK_SIZE)], role))[0].reshape(-1)
         if role == LANDMARK_68:
             pts = pred.reshape(-1, 3)[-68:].astype(np.float64)
             pts[:, :2] += 1.0
         else:
             pts = pred.reshape(-1, 2).astype(np.float64) + 1.0
-        pts *= half
-        to_frame = np.array([[1.0 / s, 0.0, (x1 + x2) / 2.0 - half / s], [0.0, 1.0 / s, (y1 + y2) / 2.0 - half / s]])
+        pts *= LANDMARK_SIZE / 2.0
+        to_frame = invert_affine(to_crop)
         landmarks = transform_points(pts, to_frame).astype(np.float32)
         return replace(face, landmarks=landmarks, landmark_format=IBUG_68 if role == LANDMARK_68 else INSIGHTFACE_106)
 

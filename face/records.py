@@ -18,10 +18,38 @@ from typing import Optional, Protocol, Sequence
 
 import numpy as np
 
+from ..core.errors import NoFaceError
+
 # Names of dense landmark layouts a Face may carry.
 MEDIAPIPE_478 = "mediapipe478"
 IBUG_68 = "ibug68"
 INSIGHTFACE_106 = "insightface106"
+
+
+# What a stage does with a frame that lacks the face it needs: hand the frame on unchanged, or stop.
+# The one definition: node dropdowns list it, stages check it with check_on_missing and stop with
+# raise_on_missing, so every stage accepts the same names and words its error the same way.
+ON_MISSING: tuple[str, ...] = ("pass_through", "error")
+
+
+def check_on_missing(on_missing: str) -> str:
+    """``on_missing`` itself, or ValueError naming the choices (checked before any work is done)."""
+    if on_missing not in ON_MISSING:
+        raise ValueError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
+    return on_missing
+
+
+def raise_on_missing(on_missing: str, missing: Sequence[int], total: int, side: str = "", what: str = "") -> None:
+    """Under the "error" policy, NoFaceError naming the frames (and the side: "source" or "target")
+    that lack the face; under "pass_through" nothing. ``what`` qualifies the face ("matching 'largest'")."""
+    check_on_missing(on_missing)
+    missing = list(missing)
+    if not missing or on_missing != "error":
+        return
+    shown = ", ".join(str(i) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
+    face = (f"no {side} face" if side else "no face") + (f" {what}" if what else "")
+    raise NoFaceError(f"FaceAdapter: {face} in frame(s) {shown} of {total} (frames count from 0). "
+                      "Set on_missing to 'pass_through' to keep those frames unchanged.")
 
 
 def transform_points(pts: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from ..core.errors import NoFaceError
-from .records import Face, FaceBatch, FrameFaces, FrameStatus
+from .records import Face, FaceBatch, FrameFaces, FrameStatus, check_on_missing, raise_on_missing
 
 MODES = ("largest", "index", "reference", "all")
 ORDERS = ("left_to_right", "right_to_left", "top_to_bottom", "bottom_to_top", "large_to_small", "small_to_large",
@@ -147,8 +147,7 @@ def select_faces(batch: FaceBatch, mode: str = "largest", order: str = "left_to_
     the chosen face hold no faces and are flagged in the status; with
     ``on_missing="error"`` they raise NoFaceError naming the frames instead.
     """
-    if on_missing not in ("pass_through", "error"):
-        raise ValueError("on_missing must be 'pass_through' or 'error'")
+    check_on_missing(on_missing)
     ref = reference_face(reference) if reference is not None else None
     picks = [_pick(fr, mode, order, index, ref, threshold) for fr in batch.frames]
     target = _target_track(batch, picks, mode, ref) if follow_track else None
@@ -156,11 +155,7 @@ def select_faces(batch: FaceBatch, mode: str = "largest", order: str = "left_to_
         picks = [tuple(i for i, f in enumerate(fr.faces) if f.track_id == target) for fr in batch.frames]
     frames = tuple(replace(fr, faces=tuple(fr.faces[i] for i in pick)) for fr, pick in zip(batch.frames, picks))
     status = FrameStatus(found=tuple(bool(p) for p in picks))
-    missing = status.missing()
-    if missing and on_missing == "error":
-        shown = ", ".join(str(i) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise NoFaceError(f"FaceAdapter: no face matching '{mode}' in frame(s) {shown} of {len(batch)} "
-                          "(frames count from 0). Set on_missing to 'pass_through' to keep those frames unchanged.")
+    raise_on_missing(on_missing, status.missing(), len(batch), what=f"matching '{mode}'")
     return FaceBatch(frames=frames, backend=batch.backend), status
 
 

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..core.warp import warp_affine
 from ..models.bfm import add_gaze_points
 
 __all__ = ["rainbow_colors", "POINT_COLORS_RGB", "round_points", "draw_pts70", "draw_pts70_from_68"]
@@ -50,9 +51,8 @@ def _draw_one(points: np.ndarray, warp_mat256: np.ndarray, dst_size: int, colors
     canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 3), dtype=np.uint8)
     for (x, y), color in zip(points, colors):
         cv2.circle(canvas, (int(x), int(y)), POINT_RADIUS, tuple(int(c) for c in color), thickness=-1)
-    return cv2.warpAffine(canvas, np.asarray(warp_mat256, dtype=np.float64), (dst_size, dst_size),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=0)
+    # OpenCV 4.x's bilinear maths (what upstream runs on), whatever OpenCV is installed: 5.x rounds differently.
+    return warp_affine(canvas, np.asarray(warp_mat256, dtype=np.float64), (dst_size, dst_size), inverse_map=True)
 
 
 def draw_pts70(pts70: np.ndarray | torch.Tensor, warp_mat256: np.ndarray | Sequence[np.ndarray],

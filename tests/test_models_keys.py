@@ -6,13 +6,18 @@ import pytest
 import torch
 
 from faceadapter_suite.models.adapting_area import AdaptingAreaPredictor
+from faceadapter_suite.models.arcface import iresnet100
 from faceadapter_suite.models.bisenet import BiSeNet
 from faceadapter_suite.models.d3dfr import D3DFR
+from faceadapter_suite.models.token_nets import ID2Token, Image2Token
 
 NETWORKS = {
     "faceadapter.d3dfr_resnet50": D3DFR,
     "faceadapter.adapting_area_predictor": AdaptingAreaPredictor,
     "faceparsing.bisenet19": BiSeNet,
+    "faceadapter.arcface_iresnet100": iresnet100,
+    "faceadapter.id2token": ID2Token,
+    "faceadapter.image2token": Image2Token,
 }
 
 

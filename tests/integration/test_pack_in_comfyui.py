@@ -12,8 +12,11 @@ def _input_names(spec: dict) -> dict[str, set[str]]:
 
 def test_no_import_failure(comfy):
     log = comfy.log()
-    assert "IMPORT FAILED" not in log, log[-3000:]
+    # ComfyUI's own optional nodes (nodes_audio without torchaudio) may fail; ours must not.
+    ours = [line for line in log.splitlines() if "IMPORT FAILED" in line and "faceadapter" in line.lower()]
+    assert ours == [], log[-3000:]
     assert "comfyui-faceadapter-suite" in log
+    assert "FaceAdapter: '" not in log, "a stage was skipped for a missing package:\n" + log[-3000:]
 
 
 def test_object_info_lists_every_node_with_same_inputs(comfy):

@@ -1,0 +1,102 @@
+"""core/warp.py reproduces OpenCV 4.10's bilinear cv2.warpAffine bit for bit (upstream runs on OpenCV 4.x).
+
+The expected outputs in tests/data/warp_cv4_10.npz were written by scripts/make_warp_fixture.py under
+OpenCV 4.10; the tests never call cv2, so they hold whatever OpenCV the environment has.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceadapter_suite.core.warp import invert_affine, warp_affine
+
+FIXTURE = Path(__file__).resolve().parent / "data" / "warp_cv4_10.npz"
+
+
+def _cases() -> dict[str, dict]:
+    data = np.load(FIXTURE)
+    names = sorted(k[: -len("_out")] for k in data.files if k.endswith("_out"))
+    return {n: {f: data[f"{n}_{f}"] for f in ("src", "matrix", "size", "inverse", "border", "out")} for n in names}
+
+
+CASES = _cases()
+
+
+def _warp(case: dict) -> np.ndarray:
+    return warp_affine(case["src"], case["matrix"], tuple(int(v) for v in case["size"]),
+                       inverse_map=bool(case["inverse"]), border_value=float(case["border"]))
+
+
+def test_fixture_covers_the_crop_and_drawing_warps():
+    assert str(np.load(FIXTURE)["opencv_version"]).startswith("4.10.")
+    names = set(CASES)
+    assert {"crop512_from_frame", "down512_to_256", "up256_to_512_inverse", "draw0", "draw1", "draw2"} <= names
+    assert sum(n.startswith("small") for n in names) >= 40 and sum(n.startswith("float") for n in names) >= 6
+    assert {CASES[n]["src"].ndim for n in names} == {2, 3}
+    assert {bool(CASES[n]["inverse"]) for n in names} == {True, False}
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if not n.startswith("float")])
+def test_uint8_bit_exact(name):
+    case = CASES[name]
+    out = _warp(case)
+    ref = case["out"]
+    assert out.dtype == np.uint8 and out.shape == ref.shape
+    assert np.array_equal(out, ref), f"{name}: {int((out != ref).sum())} values differ from OpenCV 4.10"
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith("float")])
+def test_float32_bit_exact(name):
+    case = CASES[name]
+    out = _warp(case)
+    assert out.dtype == np.float32 and out.shape == case["out"].shape
+    assert np.array_equal(out, case["out"]), f"{name}: max diff {np.abs(out - case['out']).max()}"
+
+
+def test_landmark_drawing_warp_matches_opencv_4_10():
+    """The landmark canvases of the parity fixture land in the 512 crop exactly as OpenCV 4.10 puts them."""
+    for b in range(3):
+        case = CASES[f"draw{b}"]
+        assert case["out"].any() and np.array_equal(_warp(case), case["out"])
+
+
+def test_forward_map_is_the_inverse_map_of_the_inverted_matrix():
+    case = CASES["crop512_from_frame"]
+    size = tuple(int(v) for v in case["size"])
+    inverted = warp_affine(case["src"], invert_affine(case["matrix"]), size, inverse_map=True)
+    assert np.array_equal(inverted, case["out"])
+
+
+def test_identity_and_integer_shift_copy_pixels():
+    img = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    assert np.array_equal(warp_affine(img, np.eye(2, 3), (30, 20)), img)
+    shifted = warp_affine(img, np.array([[1.0, 0, 3], [0, 1.0, -2]]), (30, 20), border_value=7)
+    assert np.array_equal(shifted[:18, 3:], img[2:, :27])
+    assert (shifted[18:] == 7).all() and (shifted[:, :3] == 7).all()
+
+
+def test_grey_image_keeps_its_shape_and_float_border_fills_outside():
+    img = np.ones((10, 10), np.float32)
+    out = warp_affine(img, np.array([[1.0, 0, 100], [0, 1.0, 0]]), (12, 8), border_value=2.5)
+    assert out.shape == (8, 12) and out.dtype == np.float32 and (out == 2.5).all()
+
+
+def test_rejects_unsupported_input():
+    with pytest.raises(TypeError):
+        warp_affine(np.zeros((4, 4), np.uint16), np.eye(2, 3), (4, 4))
+    with pytest.raises(ValueError):
+        warp_affine(np.zeros((4, 4), np.uint8), np.eye(3), (4, 4))
+    with pytest.raises(ValueError):
+        warp_affine(np.zeros((4, 4), np.uint8), np.eye(2, 3), (0, 4))
+
+
+def test_module_does_not_use_cv2():
+    """The point of the module: results must not depend on the installed OpenCV."""
+    import inspect
+
+    from faceadapter_suite.core import warp
+
+    source = inspect.getsource(warp)
+    assert "import cv2" not in source and "cv2." not in source.replace("cv2.warpAffine", "")
