@@ -18,34 +18,40 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent
-sys.path.insert(0, str(REPO))
-
-from standalone import load_pack  # noqa: E402
-
-load_pack()
-
-from faceadapter_suite.core import comfy_bridge  # noqa: E402
-from faceadapter_suite.core.images import image_to_uint8, uint8_to_image  # noqa: E402
-from faceadapter_suite.face.sample_photos import SAMPLE_NAMES, load_sample, read_rgb  # noqa: E402
-from faceadapter_suite.nodes import face_analysis as fa  # noqa: E402
-from faceadapter_suite.nodes import spatial_condition as sc  # noqa: E402
+SAMPLE_NAMES = ("astronaut", "grace_hopper", "tom_hanks", "t1")  # face/sample_photos.py; kept here so --help needs no numpy
 
 
-def read_photo(name: str) -> np.ndarray:
+def _pack():
+    """Heavy imports (numpy, torch, cv2, mediapipe) only once the arguments are known."""
+    sys.path.insert(0, str(REPO))
+    from standalone import load_pack
+
+    load_pack()
+    import faceadapter_suite as pack
+    from faceadapter_suite.core import comfy_bridge, errors, images
+    from faceadapter_suite.face import sample_photos
+    from faceadapter_suite.nodes import face_analysis, spatial_condition
+
+    assert tuple(sample_photos.SAMPLE_NAMES) == SAMPLE_NAMES
+    return pack, comfy_bridge, errors, images, sample_photos, face_analysis, spatial_condition
+
+
+def read_photo(name: str):
+    sample_photos = _pack()[4]
     if name in SAMPLE_NAMES:
-        return load_sample(name)
+        return sample_photos.load_sample(name)
     try:
-        return read_rgb(name)
+        return sample_photos.read_rgb(name)
     except FileNotFoundError:
         raise SystemExit(f"demo: cannot read {name!r} (give a path or one of {', '.join(SAMPLE_NAMES)})") from None
 
 
 def save_png(path: Path, image) -> None:
     import cv2
+    import numpy as np
 
+    image_to_uint8 = _pack()[3].image_to_uint8
     rgb = image_to_uint8(image)[0] if not isinstance(image, np.ndarray) else image
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[..., None], 3, axis=-1)
@@ -53,6 +59,10 @@ def save_png(path: Path, image) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    _, comfy_bridge, errors, images_mod, _, fa, sc = _pack()
+    image_to_uint8, uint8_to_image = images_mod.image_to_uint8, images_mod.uint8_to_image
     if args.models_dir:
         comfy_bridge.set_models_dir(args.models_dir)
     out = Path(args.out)
@@ -73,7 +83,11 @@ def run(args: argparse.Namespace) -> dict:
         images[role] = uint8_to_image(read_photo(name))
         detected, preview, _ = timed(f"detect_{role}", lambda: fa.FaceAdapterDetectFaces().detect(
             images[role], analyzer, tracking=False, smoothing="off", min_cutoff=1.0, beta=0.5, preview=True))
-        faces[role] = fa.FaceAdapterSelectFace().select(detected, "largest", "left_to_right", 0, False, "error", -1.0)[0]
+        try:
+            faces[role] = fa.FaceAdapterSelectFace().select(detected, "largest", "left_to_right", 0, False, "error", -1.0)[0]
+        except errors.NoFaceError:
+            raise errors.NoFaceError(f"no face found in the {role} photo {name!r}; use a photo where a face is "
+                                     "clearly visible") from None
         save_png(out / f"{role}_detections.png", preview)
 
     method = sc.BFM if args.projector == "d3dfr_bfm" else sc.MESH
@@ -110,7 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--projector", choices=["mediapipe_mesh", "d3dfr_bfm"], default="mediapipe_mesh")
     parser.add_argument("--models-dir", help="folder holding faceadapter/ (default: $FACEADAPTER_MODELS_DIR)")
     parser.add_argument("--out", default="demo_out")
-    summary = run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    errors = _pack()[2]
+    try:
+        summary = run(args)
+    except errors.FaceAdapterError as exc:  # e.g. a photo with no face: one clear line, no traceback
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -3,19 +3,28 @@
 #   ./dev.sh demo [demo.py options]   set up .venv on first use, run the offline demo -> demo_out/
 #   ./dev.sh test [pytest options]    set up .venv on first use, run the whole test suite
 #   ./dev.sh bench                    run every bench/*.py, print JSON
-# Tier-2 tests (real ComfyUI) run when COMFYUI_PATH and COMFYUI_PYTHON are set, else they skip.
+#   ./dev.sh setup                    only build .venv
+# The venv gets its dependencies the way a ComfyUI user does: requirements.txt, then install.py
+# (mediapipe, OpenCV, onnxruntime), plus tests/requirements.txt. EXTRA_REQUIREMENTS (a file) goes in
+# first, e.g. ComfyUI's requirements for tier 2. Tier-2 tests run when COMFYUI_PATH and COMFYUI_PYTHON are set.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${FACEADAPTER_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.14.1}
 
 setup() {
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  local stamp="$VENV/.deps-$(cat requirements.txt tests/requirements.txt | sha256sum | cut -c1-16)"
+  local extra=${EXTRA_REQUIREMENTS:-}
+  local stamp="$VENV/.deps-$(cat requirements.txt tests/requirements.txt install.py ${extra:+"$extra"} | sha256sum | cut -c1-16)-$(echo "$TORCH_SPEC" | sha256sum | cut -c1-8)"
   if [ ! -f "$stamp" ]; then
-    "$VENV/bin/python" -c "import torch" 2>/dev/null || "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-    "$VENV/bin/python" -m pip install -q -r requirements.txt -r tests/requirements.txt
+    local pip=("$VENV/bin/python" -m pip install -q)
+    # shellcheck disable=SC2086
+    "${pip[@]}" $TORCH_SPEC
+    [ -z "$extra" ] || "${pip[@]}" -r "$extra"
+    "${pip[@]}" -r requirements.txt -r tests/requirements.txt
+    "$VENV/bin/python" install.py
+    rm -f "$VENV"/.deps-*
     touch "$stamp"
   fi
 }

@@ -32,3 +32,20 @@ def load_pack(name: str = PACKAGE_NAME, root: Path = PACK_ROOT) -> ModuleType:
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def load_installer(name: str = "faceadapter_install", root: Path = PACK_ROOT) -> ModuleType:
+    """Import install.py (a script ComfyUI-Manager runs, not part of the package) for tests and tools."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, root / "install.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {root / 'install.py'}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module

@@ -17,6 +17,8 @@ from typing import Any, Optional
 
 import torch
 
+from .errors import FaceAdapterError
+
 log = logging.getLogger("FaceAdapter")
 
 MODELS_DIR_ENV = "FACEADAPTER_MODELS_DIR"
@@ -25,13 +27,32 @@ _standalone_models_dir: Optional[Path] = None
 
 @lru_cache(maxsize=None)
 def _comfy(name: str) -> Optional[ModuleType]:
-    """Import a ComfyUI module if we run inside ComfyUI, else None."""
+    """A ComfyUI module when we run inside ComfyUI; None when standalone (no ``folder_paths``).
+
+    A ComfyUI that is there but fails to import (``folder_paths`` raising, or a ``comfy.*`` module
+    raising once ``folder_paths`` imported) is reported, never mistaken for standalone mode: that
+    would silently move model folders and devices away from what ComfyUI set up."""
     if os.environ.get("FACEADAPTER_STANDALONE") == "1":
         return None
+    if name != "folder_paths" and _comfy("folder_paths") is None:
+        return None  # standalone: a stray 'comfy' package elsewhere is not ComfyUI
     try:
         return importlib.import_module(name)
-    except Exception:  # not inside ComfyUI (or a broken one): run standalone
-        return None
+    except ModuleNotFoundError as exc:
+        if name == "folder_paths" and exc.name == "folder_paths":
+            return None
+        raise BrokenComfyUIError(name, exc) from exc
+    except Exception as exc:
+        raise BrokenComfyUIError(name, exc) from exc
+
+
+class BrokenComfyUIError(FaceAdapterError):
+    """ComfyUI is present but one of its modules raises on import."""
+
+    def __init__(self, module: str, exc: BaseException) -> None:
+        super().__init__(f"FaceAdapter: ComfyUI is present but importing '{module}' failed: "
+                         f"{type(exc).__name__}: {exc}. Fix the ComfyUI install (its requirements.txt) or set "
+                         "FACEADAPTER_STANDALONE=1 to run the pack without ComfyUI.")
 
 
 def in_comfyui() -> bool:

@@ -21,6 +21,7 @@ class ModelEntry:
     used_by: str
     size_bytes_approx: Optional[int] = None
     sha256: Optional[str] = None
+    sha256_note: str = ""  # why sha256 is null (no checksum published / none verifiable)
     folder: bool = False
     note: str = ""
 

@@ -21,7 +21,7 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
-from ..core.errors import MissingModelError
+from ..core.errors import CorruptModelFileError, FaceAdapterError, MissingModelError
 from .align import aligned_matrix, box_square_matrix, warp_to_crop
 from .analysis import nms, strongest
 from .records import IBUG_68, INSIGHTFACE_106, Face, FrameFaces, invert_affine, transform_points
@@ -94,10 +94,14 @@ def input_normalisation(path: Path, default: tuple[float, float]) -> tuple[float
     nodes (or a 'bn_data' batch-norm); the others expect the normalised input."""
     try:
         import onnx
-
+    except ImportError:  # guessing would silently change embeddings/landmarks for half the model files
+        raise FaceAdapterError(f"FaceAdapter: the insightface backend needs the 'onnx' package to read how "
+                               f"{path.name} normalises its input (pip install onnx, or run install.py); "
+                               "or use the mediapipe backend") from None
+    try:
         nodes = list(onnx.load(str(path), load_external_data=False).graph.node[:8])
-    except Exception:  # no onnx package / unreadable: use the usual convention
-        return default
+    except Exception as exc:
+        raise CorruptModelFileError(str(path), f"not a readable ONNX model ({type(exc).__name__}: {exc})") from exc
     names = [(n.name or "").lower() + " " + n.op_type.lower() for n in nodes]
     has_sub = any(("sub" in t) or ("minus" in t) for t in names)
     has_mul = any("mul" in t for t in names)

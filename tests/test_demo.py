@@ -22,3 +22,39 @@ def test_demo_writes_every_picture(tmp_path):
         image = cv2.imread(str(out / name))
         assert image is not None and image.std() > 1, name
     assert cv2.imread(str(out / "control.png")).shape == (512, 512, 3)
+
+
+def _load_demo():
+    spec = importlib.util.spec_from_file_location("faceadapter_demo", REPO / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    return demo
+
+
+def test_help_needs_no_heavy_package():
+    """`python demo.py --help` works outside the venv: numpy, torch, cv2 and mediapipe made unimportable."""
+    import subprocess
+    import sys
+
+    blocker = ("import sys, runpy\n"
+               "class Block:\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               "        if name.split('.')[0] in ('numpy', 'torch', 'cv2', 'mediapipe', 'scipy'):\n"
+               "            raise ImportError('blocked: ' + name)\n"
+               "sys.meta_path.insert(0, Block())\n"
+               f"sys.argv = ['demo.py', '--help']\nrunpy.run_path({str(REPO / 'demo.py')!r}, run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--source" in result.stdout and "grace_hopper" in result.stdout
+
+
+def test_photo_without_a_face_ends_with_one_clear_line(tmp_path, capsys):
+    import numpy as np
+
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((480, 640, 3), 128, np.uint8))
+    demo = _load_demo()
+    assert demo.main(["--out", str(tmp_path / "out"), "--source", str(blank), "--target", "astronaut"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert err.startswith("demo: ") and "source photo" in err and str(blank) in err

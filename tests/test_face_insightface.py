@@ -244,3 +244,30 @@ def test_loader_node_finds_antelopev2_in_the_models_folder(model_dir, tmp_path, 
                                                "full_range", "cpu")
     finally:
         comfy_bridge.set_models_dir(None)
+
+
+def test_no_onnx_package_is_a_clear_error_not_a_guess(tmp_path, monkeypatch):
+    """Without onnx the (mean, std) of a model cannot be read: say so instead of assuming 127.5."""
+    import builtins
+
+    from faceadapter_suite.core.errors import CorruptModelFileError, FaceAdapterError
+    from faceadapter_suite.face import backend_insightface as bi
+
+    path = tmp_path / "glintr100.onnx"
+    build_arcface(path)
+    assert bi.input_normalisation(path, (127.5, 127.5)) in ((0.0, 1.0), (127.5, 127.5))
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx":
+            raise ImportError("No module named 'onnx'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    with pytest.raises(FaceAdapterError, match="needs the 'onnx' package to read how glintr100.onnx normalises"):
+        bi.input_normalisation(path, (127.5, 127.5))
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    garbled = tmp_path / "2d106det.onnx"
+    garbled.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CorruptModelFileError, match="2d106det.onnx"):
+        bi.input_normalisation(garbled, (127.5, 128.0))

@@ -8,6 +8,8 @@ import textwrap
 import types
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -60,5 +62,35 @@ def test_register_keeps_user_configured_paths(monkeypatch, tmp_path):
         model_paths.register_model_folders()  # idempotent
         assert fake.folder_names_and_paths["faceadapter"][0] == paths
         assert comfy_bridge.folder_paths_for("faceadapter") == [Path(p) for p in paths]
+    finally:
+        comfy_bridge._comfy.cache_clear()
+
+
+def test_broken_comfyui_is_reported_not_standalone(monkeypatch):
+    """folder_paths imports (ComfyUI is there) but a comfy.* module raises: a clear error, not standalone."""
+    from faceadapter_suite.core import comfy_bridge
+
+    monkeypatch.delenv("FACEADAPTER_STANDALONE", raising=False)
+    monkeypatch.setitem(sys.modules, "folder_paths", types.ModuleType("folder_paths"))
+    monkeypatch.setitem(sys.modules, "comfy.model_management", None)  # importing it raises ImportError
+    comfy_bridge._comfy.cache_clear()
+    try:
+        with pytest.raises(comfy_bridge.BrokenComfyUIError, match="importing 'comfy.model_management' failed"):
+            comfy_bridge.torch_device()
+        monkeypatch.setenv("FACEADAPTER_STANDALONE", "1")
+        assert comfy_bridge.torch_device().type in ("cpu", "cuda", "mps")
+    finally:
+        comfy_bridge._comfy.cache_clear()
+
+
+def test_no_folder_paths_means_standalone(monkeypatch):
+    from faceadapter_suite.core import comfy_bridge
+
+    monkeypatch.delenv("FACEADAPTER_STANDALONE", raising=False)
+    monkeypatch.delitem(sys.modules, "folder_paths", raising=False)
+    comfy_bridge._comfy.cache_clear()
+    try:
+        assert comfy_bridge._comfy("folder_paths") is None and comfy_bridge._comfy("comfy.model_management") is None
+        assert not comfy_bridge.in_comfyui()
     finally:
         comfy_bridge._comfy.cache_clear()
