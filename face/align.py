@@ -14,17 +14,19 @@ import numpy as np
 import torch
 
 from ..core.images import frame_float
+from ..core.warp import warp_affine
 from .records import CropBatch, Face, FaceBatch, FaceCrop, transform_points
 
-# Face-Adapter's mean_face_lm5p_256 (the ArcFace 112 template, x' = 2x + 16, y' = 2y).
-TEMPLATE_256 = np.array(
-    [[92.59, 103.39], [163.06, 103.00], [128.05, 143.47], [99.10, 184.73], [157.46, 184.41]], dtype=np.float64
-)
 # The standard ArcFace 112x112 five-point template (recognition input framing).
 ARCFACE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64,
 )
+# Face-Adapter's mean_face_lm5p_256: ArcFace's 112 template mapped x' = 2x + 16, y' = 2y and held as
+# float32, exactly as upstream holds it (rounding it moves ~25 of the 70 drawn landmarks by a pixel).
+TEMPLATE_256 = (ARCFACE_112 * np.array([2.0, 2.0]) + np.array([16.0, 0.0])).astype(np.float32)
+# Face-Adapter's mean_box_lm4p_512: the corners the 512 box crop's square lands on.
+BOX_CORNERS_512 = np.array([[80, 80], [80, 432], [432, 432], [432, 80]], dtype=np.float32)
 
 FACEADAPTER_512 = "faceadapter512"
 ALIGNED_256 = "aligned256"
@@ -57,14 +59,59 @@ def faceadapter512_matrix(bbox: np.ndarray, crop_ratio: float = CROP_RATIO, size
     """Face-Adapter's box crop: a square of side 2*crop_ratio*box width, centred on the box,
     mapped onto [80, 432] of a 512 canvas (scaled with ``size``).
 
-    Upstream takes max(w, w) (height ignored); we keep that so crops match.
+    Built as upstream builds it (infer.py), so crops match bit for bit: float32 box (the
+    detector's), corners computed as numpy 1.x does (float32 width and centre sum, the rest in
+    float64) and stored as float32, then the Procrustes fit to the canvas corners in float64.
+    Upstream takes max(w, w) (height ignored); we keep that.
     """
-    x1, y1, x2, y2 = (float(v) for v in bbox)
-    side = max(2.0 * crop_ratio * (x2 - x1), 1.0)
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-    lo, hi = (v * size / 512.0 for v in BOX_INNER)
-    s = (hi - lo) / side
-    return np.array([[s, 0.0, lo - s * (cx - side / 2.0)], [0.0, s, lo - s * (cy - side / 2.0)]])
+    b = np.asarray(bbox, dtype=np.float32)[:4]
+    width = np.float64(b[2] - b[0])
+    cx, cy = 0.5 * np.float64(b[2] + b[0]), 0.5 * np.float64(b[3] + b[1])
+    half = width * float(crop_ratio)
+    x1, x2, y1, y2 = cx - half, cx + half, cy - half, cy + half
+    corners = np.array([[x1, y1], [x1, y2], [x2, y2], [x2, y1]], dtype=np.float32)
+    return procrustes_matrix(corners, BOX_CORNERS_512 * np.float32(size / 512.0))
+
+
+def procrustes_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Orthogonal Procrustes similarity src -> dst (2x3, float64): centre, scale by the overall
+    standard deviation, rotate by the SVD of the cross-covariance, in upstream's operation order."""
+    p1 = np.asarray(src, dtype=np.float64)[:, :2].copy()
+    p2 = np.asarray(dst, dtype=np.float64)[:, :2].copy()
+    c1, c2 = p1.mean(axis=0, keepdims=True), p2.mean(axis=0, keepdims=True)
+    p1 -= c1
+    p2 -= c2
+    s1, s2 = p1.std(), p2.std()
+    p1 /= s1
+    p2 /= s2
+    u, _, vt = np.linalg.svd(p1.T @ p2)
+    rot = (s2 / s1) * (u @ vt).T
+    return np.hstack([rot, c2.T - rot @ c1.T])
+
+
+def fivepoint_similarity(kps5: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Least-squares 4-DOF similarity kps -> template by upstream's normal equations
+    (data/datasets_faceswap.py get_affine_transform): float32 products summed in float64,
+    solved with cv2.solve(DECOMP_SVD), so the 256 warp matrix is upstream's to the last bit."""
+    a, b = np.asarray(kps5, dtype=np.float32)[:, :2], np.asarray(template, dtype=np.float32)[:, :2]
+    if len(a) != len(b):
+        raise ValueError("fivepoint_similarity needs matching point sets")
+    lhs, rhs = np.zeros((4, 4)), np.zeros(4)
+    for (ax, ay), (bx, by) in zip(a, b):
+        lhs[0, 0] += ax * ax + ay * ay
+        lhs[0, 2] += ax
+        lhs[0, 3] += ay
+        rhs[0] += ax * bx + ay * by
+        rhs[1] += ax * by - ay * bx
+        rhs[2] += bx
+        rhs[3] += by
+    lhs[1, 1] = lhs[0, 0]
+    lhs[2, 1] = lhs[1, 2] = -lhs[0, 3]
+    lhs[3, 1] = lhs[1, 3] = lhs[2, 0] = lhs[0, 2]
+    lhs[2, 2] = lhs[3, 3] = len(a)
+    lhs[3, 0] = lhs[0, 3]
+    p = cv2.solve(lhs, rhs.reshape(4, 1), flags=cv2.DECOMP_SVD)[1].reshape(-1)
+    return np.array([[p[0], -p[1], p[2]], [p[1], p[0], p[3]]], dtype=np.float64)
 
 
 def template_points(size: int, template: str = "faceadapter") -> np.ndarray:
@@ -73,15 +120,15 @@ def template_points(size: int, template: str = "faceadapter") -> np.ndarray:
     "faceadapter" keeps mean_face_lm5p_256's framing at any size; "arcface"
     keeps the 112 recognition framing."""
     if template == "faceadapter":
-        return TEMPLATE_256 * (size / 256.0)
+        return TEMPLATE_256 if size == 256 else TEMPLATE_256 * (size / 256.0)
     if template == "arcface":
         return ARCFACE_112 * (size / 112.0)
     raise ValueError(f"unknown template {template!r}; use 'faceadapter' or 'arcface'")
 
 
 def aligned_matrix(kps5: np.ndarray, size: int = 256, template: str = "faceadapter") -> np.ndarray:
-    """Frame -> crop similarity that best puts the five keypoints on the template."""
-    return similarity_lstsq(kps5, template_points(size, template))
+    """Frame -> crop similarity that best puts the five keypoints on the template (upstream's solver)."""
+    return fivepoint_similarity(kps5, template_points(size, template))
 
 
 def alignment_error(face: Face, matrix: np.ndarray, size: int, template: str = "faceadapter") -> float:
@@ -111,9 +158,14 @@ def crop_matrix(face: Face, mode: str, size: int = 512, crop_ratio: float = CROP
 def warp_to_crop(frame: np.ndarray, matrix: np.ndarray, size: int, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Cut a square crop out of a frame (INTER_LINEAR, black outside the frame, as upstream).
 
+    OpenCV 4.10's maths (core.warp), so crops do not depend on the installed OpenCV.
+
     ``out`` (size x size x C, the frame's dtype) receives the crop without an extra copy."""
-    return cv2.warpAffine(frame, np.asarray(matrix, np.float64), (size, size), dst=out, flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    crop = warp_affine(frame, matrix, (size, size))
+    if out is None:
+        return crop
+    out[...] = crop
+    return out
 
 
 def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_512", size: int = 512,

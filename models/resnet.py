@@ -136,14 +136,19 @@ def resnet50_trunk(in_channels: int = 3) -> ResNetTrunk:
 
 @torch.no_grad()
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """Return a conv equal to ``bn(conv(x))`` in eval mode (maths done in float64)."""
-    w = conv.weight.double()
-    b = conv.bias.double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
-    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    """Return a conv equal to ``bn(conv(x))`` in eval mode.
+
+    The maths is in the weights' dtype (float32) in upstream D3DFR's order
+    (third_party/model_resnet_d3dfr.py fuse): w * (gamma / sqrt(var + eps)),
+    (b - mean) / sqrt(var + eps) * gamma + beta, so fused weights equal upstream's bit for bit."""
+    w = conv.weight
+    var_sqrt = torch.sqrt(bn.running_var + bn.eps)
+    b = conv.bias if conv.bias is not None else bn.running_mean.new_zeros(bn.running_mean.shape)
     fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      conv.dilation, conv.groups, bias=True, device=w.device, dtype=conv.weight.dtype)
-    fused.weight.copy_(w * scale.view(-1, 1, 1, 1))
-    fused.bias.copy_((b - bn.running_mean.double()) * scale + bn.bias.double())
+                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+                      device=w.device, dtype=w.dtype)
+    fused.weight.copy_(w * (bn.weight / var_sqrt).reshape([conv.out_channels, 1, 1, 1]))
+    fused.bias.copy_((b - bn.running_mean) / var_sqrt * bn.weight + bn.bias)
     return fused
 
 

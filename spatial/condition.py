@@ -270,13 +270,12 @@ def no_pair_error(plan: PairPlan) -> NoFaceError:
                        f"{list(plan.missing_target[:10])})")
 
 
-def to_unit_range(x: torch.Tensor) -> torch.Tensor:
-    """[0,1] -> [-1,1]: the normalisation every Face-Adapter network input uses."""
-    return x * 2.0 - 1.0
-
-
 def nchw_unit(images_uint8: np.ndarray | Sequence[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """uint8 (B,H,W,3) -> (B,3,H,W) in [-1,1] on ``device``."""
-    batch = torch.from_numpy(np.ascontiguousarray(np.stack(list(images_uint8)) if not isinstance(images_uint8, np.ndarray)
-                                                  else images_uint8))
-    return to_unit_range(batch.to(device=device, dtype=dtype).permute(0, 3, 1, 2) / 255.0)
+    """uint8 (B,H,W,3) -> contiguous (B,3,H,W) in [-1,1] on ``device``: the normalisation every
+    Face-Adapter network input uses, as ToTensor + Normalize(0.5, 0.5) compute it (float32 on the
+    CPU: /255, -0.5, /0.5). Both the op order and the contiguous NCHW layout matter to the last
+    bit (a channels-last view takes another CPU conv kernel)."""
+    batch = np.stack(list(images_uint8)) if not isinstance(images_uint8, np.ndarray) else images_uint8
+    nchw = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).contiguous()
+    unit = nchw.to(torch.float32).div(255).sub(0.5).div(0.5)
+    return unit.to(device=device, dtype=dtype)

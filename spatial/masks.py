@@ -65,17 +65,9 @@ def _grow_separable(mask: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 def _box_mean(mask: torch.Tensor, kernel: int) -> torch.Tensor:
-    """k x k mean with zero padding counted (avg_pool2d count_include_pad=True)."""
-    if mask.device.type == "cpu":
-        return _per_plane(mask, lambda p: cv2.boxFilter(p, -1, (kernel, kernel), normalize=True,
-                                                        borderType=cv2.BORDER_CONSTANT))
-    return _box_mean_separable(mask, kernel)
-
-
-def _box_mean_separable(mask: torch.Tensor, kernel: int) -> torch.Tensor:
-    half = kernel // 2
-    rows = F.avg_pool2d(mask, kernel_size=(1, kernel), stride=1, padding=(0, half), count_include_pad=True)
-    return F.avg_pool2d(rows, kernel_size=(kernel, 1), stride=1, padding=(half, 0), count_include_pad=True)
+    """k x k mean with zero padding counted: upstream's own avg_pool2d (one k x k sum, then one
+    division), because a separable or OpenCV box filter rounds differently in the last bit."""
+    return F.avg_pool2d(mask, kernel_size=kernel, stride=1, padding=kernel // 2, count_include_pad=True)
 
 
 def _in(labels: torch.Tensor, ids: tuple[int, ...]) -> torch.Tensor:

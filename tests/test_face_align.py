@@ -36,7 +36,9 @@ def test_least_squares_similarity_recovers_an_exact_similarity(angle, scale, shi
                         [scale * np.sin(rad), scale * np.cos(rad), shift[1]]])
     kps = transform_points(align.TEMPLATE_256, np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2])
     m = align.aligned_matrix(kps, 256)
-    np.testing.assert_allclose(m, forward, atol=1e-9)
+    # upstream's solver takes float32 keypoints (as the detector gives them): exact up to that rounding
+    np.testing.assert_allclose(m[:, :2], forward[:, :2], atol=1e-5)
+    np.testing.assert_allclose(m[:, 2], forward[:, 2], atol=1e-3)
     assert align.alignment_error(_face(kps), m, 256) < 1e-3  # Face stores float32
 
 

@@ -83,4 +83,4 @@ def test_crop_ratio_frames_the_512_crop_like_crop_faces(analyzer, ratio):
     np.testing.assert_allclose(view.matrix512, crops.crops[0].matrix)
     default = make_view(rgb, face, 0)
     assert view.matrix512[0, 0] == pytest.approx(default.matrix512[0, 0] * 0.81 / ratio)
-    assert corner_shift(default, view) < 1e-6
+    assert corner_shift(default, view) < 1e-3  # upstream fits the 256 warp from float32 keypoints

@@ -1,0 +1,69 @@
+"""Seeded random weights for the stage-1 parity check (D3DFR, seg-UNet, BiSeNet).
+
+Why: the parity fixture (scripts/make_stage1_parity.py) runs upstream's modules and the test
+runs the pack's on the *same* weights without committing ~200 MB of them. Each tensor is drawn
+from numpy's RandomState seeded by (network seed, crc32 of its key), so it depends only on its
+upstream key name and shape: both sides regenerate identical float32 tensors whatever order or
+module class they come from. Magnitudes keep activations O(1) through the deep trunks, and
+D3DFR's coefficient heads are small so the synthetic face stays inside the crop.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Mapping
+
+import numpy as np
+import torch
+
+SEEDS = {"d3dfr": 11, "seg_unet": 12, "bisenet": 13}
+SEG_BIAS = -0.1
+BISENET_ROWS = {0: 0.045, 17: 0.035}
+D3DFR_HEAD_STD = 0.005  # coefficient heads (fianl_layers.*): small pose/shape coefficients
+# Output layers whose rows are centred (zero mean over inputs) and scaled, so the mask decisions vary
+# across the crop instead of following the features' common (post-ReLU, positive) mean: a seg-UNet
+# probability on both sides of 0.5, several BiSeNet labels.
+CENTRED = {"seg_unet": {"final_conv.weight": 10.0, "final_conv.bias": 0.0},
+           "bisenet": {"conv_out.conv_out.weight": 3.0}}
+# Then added: the seg-UNet's output bias, and BiSeNet's background / hair rows (labels 0, 17), so the
+# areas cover part of the crop, not all of it.
+OFFSETS = {"seg_unet": {"final_conv.bias": SEG_BIAS}, "bisenet": {"conv_out.conv_out.weight": BISENET_ROWS}}
+
+
+def _tensor(name: str, shape: tuple[int, ...], seed: int, head_std: float | None) -> np.ndarray:
+    rng = np.random.RandomState((seed * 1_000_003 + zlib.crc32(name.encode())) % (2**32))
+    if name.endswith("running_var"):
+        return rng.uniform(0.5, 1.5, shape)
+    if name.endswith("running_mean"):
+        return rng.normal(0.0, 0.1, shape)
+    if len(shape) == 1 and name.endswith("weight"):  # norm scales
+        return rng.uniform(0.4, 0.8, shape)
+    if name.endswith("bias"):
+        return rng.normal(0.0, 0.05 if head_std is None else head_std, shape)
+    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    std = head_std if head_std is not None else 1.0 / np.sqrt(fan_in)
+    return rng.normal(0.0, std, shape)
+
+
+def seeded_state_dict(template: Mapping[str, torch.Tensor], network: str) -> dict[str, torch.Tensor]:
+    """Fill every floating tensor of ``template`` (a state_dict in upstream's key layout) with the
+    deterministic values for ``network`` (a SEEDS key); integer buffers keep their value."""
+    seed = SEEDS[network]
+    out = {}
+    for name, value in template.items():
+        if not torch.is_floating_point(value):
+            out[name] = value.clone()
+            continue
+        head = D3DFR_HEAD_STD if network == "d3dfr" and name.startswith("fianl_layers.") else None
+        array = _tensor(name, tuple(value.shape), seed, head)
+        gain = CENTRED.get(network, {}).get(name)
+        if gain is not None:
+            rows = array.reshape(array.shape[0], -1)
+            array = gain * (rows - rows.mean(axis=1, keepdims=True)).reshape(array.shape) if array.ndim > 1 else array * gain
+        offset = OFFSETS.get(network, {}).get(name)
+        if isinstance(offset, dict):
+            for row, value in offset.items():
+                array[row] += value
+        elif offset is not None:
+            array = array + offset
+        out[name] = torch.from_numpy(array.astype(np.float32))
+    return out
