@@ -17,7 +17,7 @@ imported from the checkout. Networks:
 Weights are not stored: ``seeded_state`` regenerates them from numpy's RandomState in this script
 and in tests/test_token_nets.py, which imports these helpers. The id2token weights are rounded to
 bf16 and saved as a bf16 .pth, as the released ``net_id2token.pth``; upstream loads every file
-the way infer.py does (``load_state_dict(torch.load(path))``).
+the way infer.py does (``load_state_dict(torch.load(path))``; here with weights_only=True, same tensors).
 Upstream never calls ``.eval()`` on the token networks (dropout p=0.1 stays on at inference);
 for comparable outputs this script puts them in eval mode, and separately records one
 dropout-on (train-mode) ID2Token run under ``torch.manual_seed(DROPOUT_SEED)``.
@@ -134,7 +134,7 @@ def main() -> None:
             path = Path(tmp) / f"{name}.pth"
             save_state(seeded_state(layout_of(net), SEEDS[name]), path,
                        dtype=torch.bfloat16 if name == "id2token" else None)
-            net.load_state_dict(torch.load(str(path)))
+            net.load_state_dict(torch.load(str(path), weights_only=True))
     arcface, id2token, image2token = nets["arcface"], nets["id2token"], nets["image2token"]
     out = dict(inputs)
     with torch.no_grad():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO / "tests" / "data" / "reference"  # copied from the upstream reference notes; no ../shared needed
+REFERENCE = REPO / "tests" / "data" / "reference"  # upstream reference data, kept in the repo
 sys.path.insert(0, str(REPO))
 
 from standalone import load_pack  # noqa: E402
