@@ -37,24 +37,6 @@ CROP_MODES = ("faceadapter_512", "aligned_256", "aligned_custom", "arcface_custo
 StepFn = Optional[Callable[[], None]]
 
 
-def similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares 4-DOF similarity (scale, rotation, shift) mapping src -> dst, as 2x3.
-
-    Solved as a linear system in (a, b, tx, ty) with x' = a x - b y + tx,
-    y' = b x + a y + ty; no reflection can occur.
-    """
-    src = np.asarray(src, dtype=np.float64)[:, :2]
-    dst = np.asarray(dst, dtype=np.float64)[:, :2]
-    if len(src) != len(dst) or len(src) < 2:
-        raise ValueError("similarity_lstsq needs two matching point sets of at least 2 points")
-    n = len(src)
-    a = np.zeros((2 * n, 4))
-    a[0::2] = np.column_stack([src[:, 0], -src[:, 1], np.ones(n), np.zeros(n)])
-    a[1::2] = np.column_stack([src[:, 1], src[:, 0], np.zeros(n), np.ones(n)])
-    p = np.linalg.lstsq(a, dst.reshape(-1), rcond=None)[0]
-    return np.array([[p[0], -p[1], p[2]], [p[1], p[0], p[3]]], dtype=np.float64)
-
-
 def faceadapter512_matrix(bbox: np.ndarray, crop_ratio: float = CROP_RATIO, size: int = 512) -> np.ndarray:
     """Face-Adapter's box crop: a square of side 2*crop_ratio*box width, centred on the box,
     mapped onto [80, 432] of a 512 canvas (scaled with ``size``).

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..core.images import frame_float
-from .align import TEMPLATE_256, similarity_lstsq, warp_to_crop
+from .align import TEMPLATE_256, fivepoint_similarity, warp_to_crop
 from .records import CropBatch, FaceCrop, invert_affine, transform_points
 
 COLOR_MATCH = ("off", "mean_std")
@@ -39,7 +39,7 @@ def face_mask(crop: FaceCrop, size: Optional[int] = None) -> np.ndarray:
         outline = crop.to_crop(crop.face.landmarks) * scale
     else:
         kps = crop.to_crop(crop.face.kps5) * scale
-        outline = transform_points(_oval_256(), similarity_lstsq(TEMPLATE_256, kps))
+        outline = transform_points(_oval_256(), fivepoint_similarity(TEMPLATE_256, kps))
     mask = np.zeros((size, size), np.uint8)
     hull = cv2.convexHull(np.round(outline * 16).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8, shift=4)

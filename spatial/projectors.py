@@ -20,7 +20,7 @@ from ..core import comfy_bridge as bridge
 from ..core.cache import MODEL_CACHE, CachedModel
 from ..models.bfm import BFM, mix_coefficients
 from ..models.d3dfr import load_d3dfr
-from .condition import FaceView, PairPlan, ProjectedLandmarks, distinct_views as _unique, nchw_unit
+from .condition import FaceView, PairPlan, ProjectedLandmarks, distinct_views, nchw_unit
 
 
 class LandmarkProjector(Protocol):
@@ -62,7 +62,7 @@ class BfmProjector:
         """(N,261) D3DFR coefficients, computed once per distinct view, in chunks."""
         item = self.d3dfr()
         net = item.ready()
-        unique, index = _unique(views)
+        unique, index = distinct_views(views)
         out = []
         for start in range(0, len(unique), self.chunk):
             bridge.check_interrupt()
@@ -86,7 +86,7 @@ class MeshProjector:
     def project(self, sources: Sequence[FaceView], targets: Sequence[FaceView]) -> np.ndarray:
         from .projector_mesh import project_landmarks_mesh, source_canonical
 
-        unique, index = _unique(sources)
+        unique, index = distinct_views(sources)
         fits = [source_canonical(v.face) for v in unique]  # once per source image, not per frame
         return np.stack([project_landmarks_mesh(s.face, t.face, t.frame_to_256, fits[k]).points
                          for s, t, k in zip(sources, targets, index)]).astype(np.float32)
