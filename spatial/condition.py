@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..core.errors import NoFaceError
+from ..face.analysis import box_iou
 from ..face.align import CROP_RATIO, aligned_matrix, faceadapter512_matrix, warp_to_crop
 from ..face.records import (Face, FaceAnalyzer, FaceBatch, check_on_missing, compose_affine, raise_on_missing,
                             transform_points)
@@ -60,25 +61,17 @@ class FaceView:
         return warp_to_crop(self.crop512, self.warp256, ALIGNED)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def redetect_kps(analyzer: FaceAnalyzer, crop512: np.ndarray, expected_box: np.ndarray) -> Optional[np.ndarray]:
     """Five points of the face detected again on the 512 crop (upstream's step 2), or None.
 
     Upstream keeps the "largest" detection; we keep the one overlapping the box the crop was
     made from best (the same face whenever upstream's choice is right, never a neighbour)."""
     found = analyzer.detect(crop512).faces
-    scored = [(_iou(np.asarray(f.bbox, np.float64), expected_box), f) for f in found]
-    scored = [t for t in scored if t[0] >= REDETECT_MIN_IOU]
-    if not scored:
+    if not found:
         return None
-    return np.asarray(max(scored, key=lambda t: t[0])[1].kps5, np.float64)
+    overlap = box_iou(np.stack([f.bbox for f in found]), expected_box)[:, 0]
+    best = int(np.argmax(overlap))
+    return np.asarray(found[best].kps5, np.float64) if overlap[best] >= REDETECT_MIN_IOU else None
 
 
 def make_view(frame_rgb_uint8: np.ndarray, face: Face, frame_index: int, crop_ratio: float = CROP_RATIO,
