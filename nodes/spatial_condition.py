@@ -229,13 +229,8 @@ class FaceAdapterPasteGenerated:
         }}
 
     def paste(self, spatial, image, crops, feather, color_match, preserve_unchanged, mask=None):
-        bar = bridge.progress(spatial.frame_count(), "paste generated faces")
-
-        def step() -> None:
-            bar.update(1)
-            bridge.check_interrupt()
-
-        return paste_generated(spatial, image, crops, feather, color_match, preserve_unchanged, mask, step)
+        bar = bridge.progress(spatial.frame_count(), "paste generated faces")  # each update honours Cancel
+        return paste_generated(spatial, image, crops, feather, color_match, preserve_unchanged, mask, bar.update)
 
 
 _NODES = {

@@ -76,10 +76,14 @@ class FaceSpatial:
     @property
     def paste_side(self) -> str:
         """Which frames the results go back into: "source" (reenact) or "target" (swap)."""
-        return "source" if self.task == "reenact" else "target"
+        return background_side(self.task)
 
     def paste_views(self) -> tuple[FaceView, ...]:
-        return self.sources if self.task == "reenact" else self.targets
+        return self.sources if self.paste_side == "source" else self.targets
+
+    def _paste_side_sizes(self) -> tuple[tuple[int, int], ...]:
+        plan = self.landmarks.plan
+        return plan.source_sizes if self.paste_side == "source" else plan.target_sizes
 
     def background(self) -> np.ndarray:
         """(N,512,512,3) uint8: the crop the control image and the blend are built on
@@ -104,17 +108,15 @@ class FaceSpatial:
 
     def paste_transforms(self) -> CropBatch:
         """Frame -> 512 crop transforms of the paste side, indexed by output frame (for Paste Faces)."""
-        plan = self.landmarks.plan
-        sizes = plan.target_sizes if self.task == "swap" else tuple(
-            plan.source_sizes[plan.source_frame_of(i)] for i in range(self.frame_count()))
+        side_sizes = self._paste_side_sizes()
+        sizes = tuple(side_sizes[j] for j in self.paste_frame_of())
         crops = tuple(FaceCrop(frame_index=p.frame_index, face_index=p.face_index, matrix=v.matrix512, size=CROP,
                                face=v.face) for p, v in zip(self.pairs, self.paste_views()))
         return CropBatch(crops=crops, frame_sizes=sizes, mode=FACEADAPTER_512)
 
     def check_frames(self, image: torch.Tensor) -> None:
         """ValueError unless ``image`` holds the paste side's frames this record was made from."""
-        plan = self.landmarks.plan
-        side, sizes = self.paste_side, (plan.source_sizes if self.task == "reenact" else plan.target_sizes)
+        side, sizes = self.paste_side, self._paste_side_sizes()
         frames = 1 if image.ndim == 3 else image.shape[0]
         hint = ("reenact results go back into the SOURCE image (one output per driving frame)"
                 if self.task == "reenact" else "swap results go back into the TARGET frames")
@@ -133,6 +135,12 @@ class FaceSpatial:
                              f"{view.frame_index}); {hint}")
 
 
+def background_side(task: str) -> str:
+    """The crop a task's control image and blend are built on, and so the frames its results go back
+    into: the source for reenactment, the target for swapping (upstream steps 8 and 10)."""
+    return "source" if task == "reenact" else "target"
+
+
 def build_spatial(landmarks: ProjectedLandmarks, area: torch.Tensor) -> FaceSpatial:
     """Control IMAGE [0,1] = landmarks*area + background*(1-area), background = source crop for
     reenactment and target crop for swapping (upstream step 8), plus the soft blend mask (step 10)."""
@@ -142,7 +150,7 @@ def build_spatial(landmarks: ProjectedLandmarks, area: torch.Tensor) -> FaceSpat
         raise ValueError(f"area has {area.shape[0]} mask(s) of {tuple(area.shape[1:])} but the landmarks have "
                          f"{len(landmarks)} face pair(s) of 512x512; connect the area predicted from these landmarks")
     area = area.to(torch.float32)
-    background = uint8_to_image(landmarks.crops("source" if landmarks.task == "reenact" else "target"))
+    background = uint8_to_image(landmarks.crops(background_side(landmarks.task)))
     drawn = uint8_to_image(landmarks.landmark_images())
     mask = area.unsqueeze(-1)
     control = drawn * mask + background * (1.0 - mask)
