@@ -161,11 +161,15 @@ def model_choices(model: ModelEntry | str) -> tuple[list[str], str]:
     return [model.path, label, *others], label
 
 
+def _chosen_name(model: ModelEntry, value: Optional[str]) -> str:
+    """The file a dropdown value names: the 'not installed' entry (or nothing) means the manifest path."""
+    return model.path if not value or value.startswith(NOT_INSTALLED) else value
+
+
 def choice_candidates(model: ModelEntry | str, value: Optional[str]) -> list[Path]:
     """Where a dropdown value (or the 'not installed' entry, meaning the manifest path) is searched."""
     model = entry(model) if isinstance(model, str) else model
-    name = model.path if not value or value.startswith(NOT_INSTALLED) else value
-    return user_file_candidates(model.kind, name)
+    return user_file_candidates(model.kind, _chosen_name(model, value))
 
 
 def find_model_choice(model: ModelEntry | str, value: Optional[str]) -> Optional[Path]:
@@ -177,8 +181,7 @@ def resolve_model_choice(model: ModelEntry | str, value: Optional[str]) -> Path:
     model = entry(model) if isinstance(model, str) else model
     path = find_model_choice(model, value)
     if path is None:
-        name = model.path if not value or value.startswith(NOT_INSTALLED) else value
-        raise MissingModelError(name, choice_candidates(model, value), model.kind,
+        raise MissingModelError(_chosen_name(model, value), choice_candidates(model, value), model.kind,
                                 f"{model.source} (or: python install.py --models {model.id})", model.licence)
     return path
 
