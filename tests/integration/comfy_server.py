@@ -186,3 +186,17 @@ class ComfyServer:
                     raise KeyError(f"no history for prompt {prompt_id} after {timeout}s")
                 return entry
             time.sleep(0.1)
+
+
+def upload_samples(comfy, folder: Path, prefix: str, samples=("grace_hopper", "astronaut")) -> list[str]:
+    """Write the sample photos as PNGs named ``<prefix><sample>.png`` and upload them; returns their names."""
+    import cv2
+
+    from faceadapter_suite.face.sample_photos import load_sample
+
+    names = []
+    for sample in samples:
+        path = folder / f"{prefix}{sample}.png"
+        cv2.imwrite(str(path), load_sample(sample)[:, :, ::-1])
+        names.append(comfy.upload_image(path))
+    return names

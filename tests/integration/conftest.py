@@ -63,3 +63,4 @@ def comfy(tmp_path_factory, configured_faceadapter_dir):
     server.start()
     yield server
     server.stop()
+

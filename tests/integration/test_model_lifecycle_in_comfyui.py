@@ -11,10 +11,9 @@ import json
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 
-from faceadapter_suite.face.sample_photos import load_sample
+from .comfy_server import upload_samples
 
 from .test_networks_in_comfyui import graph
 
@@ -39,12 +38,7 @@ def settled_rss(pid: int) -> int:
 
 @pytest.fixture(scope="module")
 def images(comfy, tmp_path_factory):
-    names = []
-    for sample in ("grace_hopper", "astronaut"):
-        path = tmp_path_factory.mktemp("upload") / f"fa_life_{sample}.png"
-        cv2.imwrite(str(path), load_sample(sample)[:, :, ::-1])
-        names.append(comfy.upload_image(path))
-    return names
+    return upload_samples(comfy, tmp_path_factory.mktemp("upload"), "fa_life_")
 
 
 def _report(comfy, result, node: str = "11") -> dict:

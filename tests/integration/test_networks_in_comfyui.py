@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceadapter_suite.face.sample_photos import load_sample
+from .comfy_server import upload_samples
 
 MESH_OPTS = {"backend": "mediapipe", "min_score": 0.5, "max_faces": 10, "landmarks": "auto", "recognition": False,
              "insightface_model": "antelopev2", "det_size": 640, "mediapipe_detector": "full_range",
@@ -42,12 +42,7 @@ def graph(source: str, target: str, task: str, area_method: str) -> dict:
 
 @pytest.fixture(scope="module")
 def uploaded(comfy, tmp_path_factory):
-    names = []
-    for sample in ("grace_hopper", "astronaut"):
-        path = tmp_path_factory.mktemp("upload") / f"fa_net_{sample}.png"
-        cv2.imwrite(str(path), load_sample(sample)[:, :, ::-1])
-        names.append(comfy.upload_image(path))
-    return names
+    return upload_samples(comfy, tmp_path_factory.mktemp("upload"), "fa_net_")
 
 
 def report(comfy, result) -> dict:
