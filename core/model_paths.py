@@ -153,8 +153,8 @@ def model_choices(model: ModelEntry | str) -> tuple[list[str], str]:
     """
     model = entry(model) if isinstance(model, str) else model
     suffix = Path(model.path).suffix.lower()
-    others = [f for f in list_model_files(model.kind, WEIGHT_SUFFIXES if suffix in WEIGHT_SUFFIXES else {suffix})
-              if f != model.path]
+    others = [] if model.folder else [f for f in list_model_files(
+        model.kind, WEIGHT_SUFFIXES if suffix in WEIGHT_SUFFIXES else {suffix}) if f != model.path]
     if find_model(model) is not None:
         return [model.path, *others], model.path
     label = not_installed_label(model)
@@ -205,3 +205,18 @@ def insightface_model_choices(default: str = "antelopev2") -> tuple[list[str], s
 def insightface_choice(value: Optional[str], default: str = "antelopev2") -> str:
     """The model folder name a dropdown value means (the 'not installed' entry means the default)."""
     return default if not value or value.startswith(NOT_INSTALLED) else value
+
+
+DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+                     "model.safetensors", "diffusion_pytorch_model.bin", "pytorch_model.bin")
+
+
+def diffusers_weights(folder: Path) -> Path:
+    """The weights file of a diffusers/transformers model folder (a file is returned as it is)."""
+    if folder.is_file():
+        return folder
+    for name in DIFFUSERS_WEIGHTS:
+        if (folder / name).is_file():
+            return folder / name
+    raise MissingModelError(f"{folder.name}/{DIFFUSERS_WEIGHTS[0]}", [folder / n for n in DIFFUSERS_WEIGHTS],
+                            "faceadapter", "the same Hugging Face folder (config.json alone is not enough)")

@@ -84,3 +84,24 @@ def load_empty_prompt(path: Path) -> torch.Tensor:
                          f"found {shape}); get it from https://github.com/FaceAdapter/Face-Adapter/raw/main/"
                          "empty_prompt_embedding.pth or connect CLIPTextEncode with an empty text instead")
     return value.reshape(1, 77, value.shape[-1]).to(torch.float32)
+
+
+def negative_embedding(nets: FaceAdapterNets, conditioning: Optional[list] = None) -> torch.Tensor:
+    """The negative for UNet and ControlNet: a connected CONDITIONING (CLIPTextEncode of "") wins,
+    else Face-Adapter's ``empty_prompt_embedding.pth``; neither is a clear error."""
+    if conditioning:
+        tokens = conditioning[0][0]
+        if len(conditioning) != 1 or tokens.shape[0] != 1:
+            raise ValueError("FaceAdapter: the negative CONDITIONING must be one prompt (CLIPTextEncode of an empty "
+                             f"text); got {len(conditioning)} entries of batch {tokens.shape[0]}")
+        return tokens.to(torch.float32).cpu()
+    found = nets.negative()
+    if found is None:
+        from ..core.errors import MissingModelError
+        from ..core.model_paths import candidate_paths
+        from ..core.manifest import entry
+
+        e = entry("faceadapter.empty_prompt_embedding")
+        raise MissingModelError(e.path, candidate_paths(e), e.kind, f"{e.source} - or connect CLIPTextEncode "
+                                "with an empty text (SD1.5 CLIP) to Apply Face-Adapter's 'negative' input")
+    return found

@@ -51,3 +51,16 @@ def sample_in_batches(conditions: FaceConditions, sampler: CropSampler, seed: in
         stop = min(start + max(int(frames_per_batch), 1), len(conditions))
         out.append(sampler(conditions.rows(start, stop), noise[start:stop], step).to(torch.float32).cpu())
     return torch.cat(out) if out else torch.zeros(0, *conditions.hint.shape[-2:], 3)
+
+
+SIDES = ("task", "source", "target")
+
+
+def side_views(spatial: FaceSpatial, side: str) -> tuple:
+    """The face views a side names, per pair: "task" = what upstream uses for the attribute template
+    (source crop for reenact, target crop for swap)."""
+    if side not in SIDES:
+        raise ValueError(f"FaceAdapter: side must be one of {SIDES}, got {side!r}")
+    if side == "task":
+        return spatial.paste_views()
+    return spatial.sources if side == "source" else spatial.targets
