@@ -16,7 +16,7 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 PACK_DIR_NAME = "comfyui-faceadapter-suite"
@@ -149,8 +149,10 @@ class ComfyServer:
         return self._request("GET", f"/view?{query}")
 
     # ------------------------------------------------------------ running prompts
-    def run(self, prompt: dict, timeout: float = 600, workflow: Optional[dict] = None) -> RunResult:
-        """Queue an API-format prompt and collect websocket messages until it ends."""
+    def run(self, prompt: dict, timeout: float = 600, workflow: Optional[dict] = None,
+            on_message: Optional[Callable[[dict], None]] = None) -> RunResult:
+        """Queue an API-format prompt and collect websocket messages until it ends (``on_message`` sees
+        each one as it arrives, e.g. to interrupt at a given step)."""
         import websocket  # websocket-client
 
         ws = websocket.create_connection(f"ws://{LOOPBACK}:{self.port}/ws?clientId={self.client_id}", timeout=timeout)
@@ -170,6 +172,8 @@ class ComfyServer:
                 if msg.get("data", {}).get("prompt_id") not in (None, result.prompt_id):
                     continue
                 result.messages.append(msg)
+                if on_message is not None:
+                    on_message(msg)
                 if msg["type"] in ("execution_success", "execution_error", "execution_interrupted"):
                     return result
             raise TimeoutError(f"prompt {result.prompt_id} did not finish in {timeout}s")
