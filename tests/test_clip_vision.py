@@ -197,3 +197,13 @@ def test_vit_h_check_names_the_encoder():
     with pytest.raises(cv.WrongVisionEncoderError, match="ViT-bigG/14 \\(1664 wide, 48 layers\\)"):
         cv.require_vit_h(1664, 48)
 
+
+def test_bridge_refuses_what_is_not_a_clip_vit():
+    from faceadapter_suite.core import comfy_bridge
+    from faceadapter_suite.core.errors import FaceAdapterError
+
+    class Holder:  # the shape of comfy.clip_vision.ClipVisionModel, holding a non-CLIP encoder
+        model = torch.nn.Linear(2, 2)
+
+    with pytest.raises(FaceAdapterError, match="holds Linear, not a CLIP ViT"):
+        comfy_bridge.clip_vision_width_layers(Holder())
