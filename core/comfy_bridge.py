@@ -222,3 +222,40 @@ def unload_managed(patchers: list[Any]) -> None:
                 pass
             mm.current_loaded_models.remove(loaded)
     mm.soft_empty_cache()
+
+
+# ---------------------------------------------------------------- CLIP vision (a stock CLIP_VISION input)
+def _clip_vision_tower(clip_vision: Any) -> Any:
+    """The ViT inside a stock CLIP_VISION (comfy.clip_vision.ClipVisionModel), or a clear error."""
+    tower = getattr(getattr(clip_vision, "model", None), "vision_model", None)
+    if tower is None or not hasattr(tower, "encoder") or not hasattr(tower, "embeddings"):
+        held = type(getattr(clip_vision, "model", clip_vision)).__name__
+        raise FaceAdapterError(f"FaceAdapter: the CLIP_VISION input holds {held}, not a CLIP ViT; connect a "
+                               "CLIP Vision loader with CLIP-ViT-H-14, or leave clip_vision unconnected to use "
+                               "Face-Adapter's vision_encoder/.")
+    return tower
+
+
+def clip_vision_width_layers(clip_vision: Any) -> tuple[int, int]:
+    """(hidden width, encoder layers) of a stock CLIP_VISION, so callers can refuse a non-ViT-H encoder."""
+    tower = _clip_vision_tower(clip_vision)
+    return int(tower.embeddings.patch_embedding.weight.shape[0]), len(tower.encoder.layers)
+
+
+def clip_vision_hidden_states(clip_vision: Any, pixel_values: torch.Tensor) -> torch.Tensor:
+    """(B,1+patches,width) last_hidden_state, before post_layernorm, of a stock CLIP_VISION on our own pixels.
+
+    ``encode_image`` would re-preprocess with ComfyUI's clip_preprocess (not CLIPImageProcessor's
+    pixels), so the model is called directly as encode_image does: loaded through model management,
+    fp32 pixels (its manual-cast layers compute in the input's dtype), output [0] = the last encoder
+    layer's output ([1] is the penultimate layer, [2] the pooled, post-layernormed token).
+    """
+    _clip_vision_tower(clip_vision)
+    mm = _comfy("comfy.model_management")
+    if mm is None:
+        raise FaceAdapterError("FaceAdapter: a CLIP_VISION object can only be run inside ComfyUI")
+    mm.load_model_gpu(clip_vision.patcher)
+    with torch.no_grad():
+        out = clip_vision.model(pixel_values=pixel_values.to(clip_vision.load_device, torch.float32),
+                                intermediate_output=-2)
+    return out[0].to(mm.intermediate_device())
