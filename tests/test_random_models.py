@@ -4,6 +4,8 @@ layouts (meta device) and SD1.5 configs; caching and seeds behave."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -20,8 +22,15 @@ from faceadapter_suite.models.token_nets import load_id2token, load_image2token
 from faceadapter_suite.tools import random_models as rm
 from faceadapter_suite.tools import sd15_layout as sd
 
+from conftest import REPO  # noqa: E402
+
 torch.set_num_threads(2)
 FA = "faceadapter"
+
+
+def _transformers():
+    """transformers comes with ComfyUI's requirements, not the pack's: without it only these checks skip."""
+    return pytest.importorskip("transformers", reason="transformers (from ComfyUI's requirements) is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +77,32 @@ def test_ensure_is_cheap_when_up_to_date_and_rewrites_what_changed(tiny, tmp_pat
     other = load_state_dict(path)
     assert not torch.equal(first["query"], other["query"])
     assert json.loads((small / "manifest.json").read_text())["components"]["id2token"]["options"]["seed"] == 1
+
+
+def test_script_writes_the_chosen_components(tmp_path):
+    out = tmp_path / "models"
+    cmd = [sys.executable, str(REPO / "scripts" / "make_random_models.py"), str(out), "--tiny", "--only",
+           "vae", "empty_prompt", "--seed", "3"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["components"]) == ["empty_prompt", "vae"]
+    assert manifest["components"]["vae"]["options"] == {"version": rm.MAKER_VERSION, "tiny": True,
+                                                        "dtype": "fp32", "seed": 3}
+    assert (out / "vae" / "faceadapter_random_vae.safetensors").is_file() and "wrote" in result.stdout
+    again = subprocess.run(cmd + ["--cache"], capture_output=True, text=True, timeout=300)
+    assert "vae: up to date" in again.stdout and "empty_prompt: up to date" in again.stdout
+
+
+def test_fp16_applies_to_the_large_files_only(tmp_path):
+    rm.make_random_models(tmp_path, tiny=True, dtype="fp16", only=["unet", "vision_encoder", "id2token", "arcface"])
+    unet = load_file(str(tmp_path / FA / "pretrained_unet" / "diffusion_pytorch_model.safetensors"))
+    vision = load_file(str(tmp_path / FA / "vision_encoder" / "model.safetensors"))
+    assert {v.dtype for v in unet.values()} == {v.dtype for v in vision.values()} == {torch.float16}
+    assert json.loads((tmp_path / FA / "vision_encoder" / "config.json").read_text())["torch_dtype"] == "float16"
+    assert {v.dtype for v in load_state_dict(tmp_path / FA / "net_id2token.pth").values()} == {torch.bfloat16}
+    arcface = load_state_dict(tmp_path / FA / "third_party" / "insightface_glint360k.pth")
+    assert {v.dtype for v in arcface.values() if v.is_floating_point()} == {torch.float32}
 
 
 def test_checkpoint_is_full_size_only_and_names_are_checked(tmp_path):
@@ -140,8 +175,7 @@ def test_tiny_diffusers_folders_load_and_run_finite(tiny):
 
 
 def test_tiny_vision_encoder_is_a_transformers_4x_folder(tiny):
-    from transformers import CLIPVisionModel
-
+    CLIPVisionModel = _transformers().CLIPVisionModel
     out, _ = tiny
     folder = out / FA / "vision_encoder"
     config = json.loads((folder / "config.json").read_text())
@@ -200,11 +234,10 @@ def test_full_size_diffusers_configs_are_sd15():
 
 
 def test_full_size_clip_layouts_match_transformers():
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModel
-
+    tf = _transformers()
     with torch.device("meta"):
-        vision = CLIPVisionModel(CLIPVisionConfig(**sd.VIT_H14_VISION))
-        text = CLIPTextModel(CLIPTextConfig(**sd.CLIP_L_TEXT))
+        vision = tf.CLIPVisionModel(tf.CLIPVisionConfig(**sd.VIT_H14_VISION))
+        text = tf.CLIPTextModel(tf.CLIPTextConfig(**sd.CLIP_L_TEXT))
     for ours, model, prefix in ((sd.clip_vision_layout(), vision, "vision_model."),
                                 (sd.clip_text_layout(), text, "text_model.")):
         theirs = {(k if k.startswith(prefix) else prefix + k): tuple(v.shape) for k, v in model.state_dict().items()

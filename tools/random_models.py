@@ -35,15 +35,16 @@ from .seeded_weights import seeded_state_dict
 
 __all__ = ["MAKER_VERSION", "COMPONENTS", "GROUPS", "DTYPES", "WEIGHT_STD", "CHECKPOINT_FILE", "VAE_FILE",
            "RESNET18_FILE", "make_random_models", "ensure_random_models", "read_manifest", "random_state",
-           "random_tensor", "layout_of", "planned_layout", "FULL_SIZE_ONLY", "checkpoint_layout", "component_files", "resolve_components"]
+           "random_tensor", "layout_of", "planned_layout", "FULL_SIZE_ONLY", "checkpoint_layout", "component_files",
+           "resolve_components"]
 
 MAKER_VERSION = "1"  # bump when any file's contents or layout change: cached folders are then rewritten
 WEIGHT_STD = 0.02
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 CHECKPOINT_FILE = "checkpoints/faceadapter_random_sd15.safetensors"
 VAE_FILE = "vae/faceadapter_random_vae.safetensors"
-RESNET18_FILE = "third_party/resnet18-5c106cde.pth"  # upstream's BiSeNet constructor reads it; not in our manifest
-SYNTHETIC_BFM = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference" / "parity" / "bfm_synthetic_front.mat"
+RESNET18_FILE = "faceadapter/third_party/resnet18-5c106cde.pth"  # upstream's BiSeNet reads it; not in our manifest
+SYNTHETIC_BFM = Path(__file__).resolve().parents[1] / "tests/data/reference/parity/bfm_synthetic_front.mat"
 MANIFEST_NAME = "manifest.json"
 
 Layout = Mapping[str, tuple]
@@ -147,6 +148,11 @@ def _stage1_build(network: str) -> Callable[[], torch.nn.Module]:
     return {"d3dfr": D3DFR, "seg_unet": AdaptingAreaPredictor, "bisenet": BiSeNet}[network]
 
 
+def _stage1_meta_state(network: str) -> dict[str, torch.Tensor]:
+    with torch.device("meta"):
+        return _stage1_build(network)().state_dict()
+
+
 def _resnet18_layout() -> dict[str, tuple]:
     """torchvision's resnet18 ImageNet layout (trunk + 1000-way fc): upstream's BiSeNet reads it at construction."""
     from ..models.resnet import resnet18_trunk
@@ -157,7 +163,7 @@ def _resnet18_layout() -> dict[str, tuple]:
     return layout
 
 
-# Single-file .pth components: name -> (file in OUT, layout(tiny), key prefix in the file, stage-1 network or None)
+# Stage-1 networks (tools/seeded_weights.py names): network -> (manifest id, key prefix in the released file)
 _STAGE1 = {"seg_unet": ("faceadapter.adapting_area_predictor", ""), "d3dfr": ("faceadapter.d3dfr_resnet50", "module."),
            "bisenet": ("faceparsing.bisenet19", "")}
 
@@ -174,9 +180,7 @@ def planned_layout(name: str, tiny: bool = False) -> dict[str, tuple]:
     if name == "resnet18":
         return _resnet18_layout()
     if name in _STAGE1:
-        with torch.device("meta"):
-            layout = layout_of(_stage1_build(name)())
-        return {_STAGE1[name][1] + k: v for k, v in layout.items()}
+        return {_STAGE1[name][1] + k: tuple(v.shape) for k, v in _stage1_meta_state(name).items()}
     raise ValueError(f"FaceAdapter: {name!r} is not a single-file network component")
 
 
@@ -189,10 +193,9 @@ def _write_random_pth(job: _Job, name: str, relative: str, dtype: torch.dtype = 
 def _write_stage1(job: _Job, network: str) -> list[str]:
     """D3DFR / seg-UNet / BiSeNet with tools/seeded_weights.py's values (full size: fixed architectures)."""
     model_id, prefix = _STAGE1[network]
-    with torch.device("meta"):
-        state = _stage1_build(network)().state_dict()
     # seeded_state_dict reads only the shapes of float tensors and copies integer buffers
-    template = {k: v if v.is_floating_point() else torch.zeros(v.shape, dtype=v.dtype) for k, v in state.items()}
+    template = {k: v if v.is_floating_point() else torch.zeros(v.shape, dtype=v.dtype)
+                for k, v in _stage1_meta_state(network).items()}
     seeded = seeded_state_dict(template, network)
     _save_torch(OrderedDict((prefix + k, v) for k, v in seeded.items()), job.path(_fa(model_id)))
     return [_fa(model_id)]
@@ -245,13 +248,10 @@ def _write_vision(job: _Job) -> list[str]:
     return [f"{rel}/config.json", f"{rel}/model.safetensors"]
 
 
-def _vae_state(job: _Job) -> "OrderedDict[str, torch.Tensor]":
-    layout = sd.diffusers_layout("vae", sd.vae_config(job.tiny))
-    return random_state(layout, seed=job.seed, component="vae", dtype=job.dtype)
-
-
 def _write_vae(job: _Job) -> list[str]:
-    _save_safetensors(_vae_state(job), job.path(VAE_FILE))
+    """diffusers AutoencoderKL keys (VAELoader converts them; the standalone path loads them as they are)."""
+    layout = sd.diffusers_layout("vae", sd.vae_config(job.tiny))
+    _save_safetensors(random_state(layout, seed=job.seed, component="vae", dtype=job.dtype), job.path(VAE_FILE))
     return [VAE_FILE]
 
 
@@ -307,8 +307,8 @@ COMPONENTS: dict[str, tuple[Callable[[_Job], list[str]], bool]] = {
     "seg_unet": (lambda job: _write_stage1(job, "seg_unet"), True),
     "d3dfr": (lambda job: _write_stage1(job, "d3dfr"), True),
     "bisenet": (lambda job: _write_stage1(job, "bisenet"), True),
-    "resnet18": (lambda job: _write_random_pth(job, "resnet18", f"{entry('faceparsing.bisenet19').kind}/{RESNET18_FILE}"),
-                 False),  # the pack never reads it: only in the tiny set when asked for
+    # the pack never reads resnet18: in the tiny set only when asked for
+    "resnet18": (lambda job: _write_random_pth(job, "resnet18", RESNET18_FILE), False),
     "bfm": (_write_bfm, True),
     "checkpoint": (_write_checkpoint, False),
 }
