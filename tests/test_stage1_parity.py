@@ -1,7 +1,7 @@
 """Stage 1 against upstream Face-Adapter's own code (fixture: scripts/make_stage1_parity.py, upstream 6e31388).
 
 Same inputs (two sample-photo crops, the five points on each 512 crop) and the same seeded random
-weights (tests/stage1_weights.py) on both sides. Everything an image or a mask is made of must be
+weights (tools/seeded_weights.py) on both sides. Everything an image or a mask is made of must be
 identical: the 512 and 256 crops, the landmark drawing, both adapting areas, both control images and
 both blend masks. D3DFR coefficients and the projected points are compared within float32 rounding
 (see test_coefficients_and_points_within_float32_rounding for why and how much).
@@ -26,7 +26,7 @@ from faceadapter_suite.spatial.area import load_area_net, load_parsing_net, reen
 from faceadapter_suite.spatial.condition import FacePair, FaceView, PairPlan
 from faceadapter_suite.spatial.projectors import BfmProjector, project_pairs
 from faceadapter_suite.spatial.record import build_spatial
-from stage1_weights import seeded_state_dict
+from faceadapter_suite.tools.seeded_weights import seeded_state_dict
 
 PARITY = Path(__file__).parent / "data" / "reference" / "parity"
 FIXTURE = np.load(PARITY / "stage1.npz")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,37 +23,20 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
 
 
-def write_random_faceadapter_models(root: Path, reference: Path) -> Path:
-    """Full-size networks with random weights in the official file names and formats.
+def write_random_faceadapter_models(root: Path) -> Path:
+    """Full-size stage-1 networks with seeded random weights in the official file names and formats
+    (tools/random_models.py); returns the ``faceadapter`` folder.
 
-    They go in a folder registered through extra_model_paths.yaml (the user-configured
-    path the pack must keep), not in ComfyUI's own models/ tree."""
-    import shutil
+    It is registered through extra_model_paths.yaml (the user-configured path the pack must keep),
+    not in ComfyUI's own models/ tree."""
+    from faceadapter_suite.tools.random_models import ensure_random_models
 
-    import torch
-
-    from faceadapter_suite.models.adapting_area import AdaptingAreaPredictor
-    from faceadapter_suite.models.bisenet import BiSeNet
-    from faceadapter_suite.models.d3dfr import D3DFR
-
-    third = root / "third_party"
-    third.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    d3dfr = D3DFR()
-    for p in d3dfr.parameters():  # small coefficients keep the synthetic face inside the crop
-        p.data.mul_(0.05)
-    torch.save({"module." + k: v for k, v in d3dfr.state_dict().items()}, third / "d3dfr_res50_nofc.pth")
-    shutil.copy(reference / "parity" / "bfm_synthetic_front.mat", third / "BFM_model_front.mat")
-    torch.save(AdaptingAreaPredictor().state_dict(), root / "net_seg_res18.pth")
-    torch.save(BiSeNet().state_dict(), third / "79999_iter.pth")
-    return root
+    return ensure_random_models(root, only=["stage1"]) / "faceadapter"
 
 
 @pytest.fixture(scope="session")
 def configured_faceadapter_dir(tmp_path_factory) -> Path:
-    from conftest import REFERENCE
-
-    return write_random_faceadapter_models(tmp_path_factory.mktemp("user_faceadapter_models"), REFERENCE)
+    return write_random_faceadapter_models(tmp_path_factory.mktemp("user_faceadapter_models"))
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +48,39 @@ def comfy(tmp_path_factory, configured_faceadapter_dir):
     yield server
     server.stop()
 
+
+
+RANDOM_MODELS_CACHE = Path(os.environ.get("FACEADAPTER_RANDOM_MODELS_CACHE",
+                                          Path.home() / ".cache" / "faceadapter-suite" / "random-models"))
+
+
+@pytest.fixture(scope="session")
+def random_models_dir() -> Path:
+    """Full-size random Face-Adapter files + SD1.5 checkpoint + VAE (tools/random_models.py, fp16, seed 0).
+
+    Written once into a cache outside the test's tmp dir (6.7 GB; FACEADAPTER_RANDOM_MODELS_CACHE moves it)
+    and reused by later sessions: the manifest check makes this cheap when nothing changed."""
+    from faceadapter_suite.tools.random_models import MAKER_VERSION, ensure_random_models
+
+    return ensure_random_models(RANDOM_MODELS_CACHE / f"v{MAKER_VERSION}-fp16", dtype="fp16")
+
+
+def random_models_paths(models: Path) -> dict[str, Path]:
+    """extra_model_paths.yaml entries that show the maker's folder to the stock loaders and the pack."""
+    fa = models / "faceadapter"
+    return {"faceadapter": fa, "checkpoints": models / "checkpoints", "vae": models / "vae",
+            "diffusion_models": fa, "controlnet": fa, "clip_vision": fa / "vision_encoder"}
+
+
+@pytest.fixture(scope="session")
+def random_models_comfy(tmp_path_factory, random_models_dir):
+    """A ComfyUI whose stock loaders and the pack see the random full-size models, plus a test-only
+    probe node (tests/integration/comfy_probe.py) that reports what a loader produced."""
+    workdir = tmp_path_factory.mktemp("comfyui_random_models")
+    (workdir / "packs").mkdir()
+    shutil.copy(Path(__file__).with_name("comfy_probe.py"), workdir / "packs" / "faceadapter_test_probe.py")
+    server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), os.environ["COMFYUI_PYTHON"], workdir,
+                         models=random_models_paths(random_models_dir))
+    server.start()
+    yield server
+    server.stop()

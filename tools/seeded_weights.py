@@ -1,7 +1,9 @@
-"""Seeded random weights for the stage-1 parity check (D3DFR, seg-UNet, BiSeNet).
+"""Seeded random weights for the stage-1 networks (D3DFR, seg-UNet, BiSeNet).
 
 Why: the parity fixture (scripts/make_stage1_parity.py) runs upstream's modules and the test
-runs the pack's on the *same* weights without committing ~200 MB of them. Each tensor is drawn
+runs the pack's on the *same* weights without committing ~200 MB of them, and the random model
+maker (tools/random_models.py) writes these same values as the official stage-1 files. This file
+imports only numpy and torch, so the parity script loads it by path in upstream's venv. Each tensor is drawn
 from numpy's RandomState seeded by (network seed, crc32 of its key), so it depends only on its
 upstream key name and shape: both sides regenerate identical float32 tensors whatever order or
 module class they come from. Magnitudes keep activations O(1) through the deep trunks, and
