@@ -83,11 +83,6 @@ class VisionConfig:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "model_type": "clip_vision_model"}
 
-    def describe(self) -> str:
-        name = {1280: "ViT-H", 1024: "ViT-L", 768: "ViT-B", 1664: "ViT-bigG"}.get(self.hidden_size, "ViT")
-        return (f"{name}/{self.patch_size} ({self.hidden_size} wide, {self.num_hidden_layers} layers, "
-                f"{self.image_size} px)")
-
 
 # laion/CLIP-ViT-H-14-laion2B-s32B-b79K, the tower Face-Adapter's vision_encoder/ is built on.
 VIT_H14 = VisionConfig(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
