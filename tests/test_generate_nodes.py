@@ -158,3 +158,29 @@ def test_blend_is_upstream_step_10_and_the_paste_mask_pastes_it_whole(records):
     assert torch.equal(paste_mask, torch.ones_like(spatial.blend))
     with pytest.raises(ValueError, match="1 generated crop.*2 face pair"):
         generation.FaceAdapterBlendFaces().blend(spatial, generated[:1])
+
+
+@pytest.mark.parametrize("missing,named", [("net_id2token.pth", "net_id2token.pth"),
+                                           ("controlnet", "controlnet")])
+def test_load_names_a_missing_file_its_folder_kind_and_source(tiny_models, tmp_path, missing, named):
+    import shutil
+
+    from faceadapter_suite.core.errors import MissingModelError
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_models / "faceadapter", root / "faceadapter")
+    target = root / "faceadapter" / missing
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    comfy_bridge.set_models_dir(root)
+    try:
+        choices = {name: generation.FaceAdapterLoad.INPUT_TYPES()["required"][name][1]["default"]
+                   for name in generation.FaceAdapterLoad.INPUT_TYPES()["required"]}
+        assert choices[{"net_id2token.pth": "id2token_file", "controlnet": "controlnet"}[missing]].startswith(
+            "(not installed"), "the dropdown says the file is missing and how to get it"
+        with pytest.raises(MissingModelError) as err:
+            generation.FaceAdapterLoad().load(**choices)
+    finally:
+        comfy_bridge.set_models_dir(tiny_models)
+    message = str(err.value)
+    assert str(target) in message and "folder kind 'faceadapter'" in message
+    assert "huggingface.co/FaceAdapter/FaceAdapter" in message
