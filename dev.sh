@@ -3,6 +3,7 @@
 #   ./dev.sh demo [demo.py options]   set up .venv on first use, run the offline demo -> demo_out/
 #   ./dev.sh test [pytest options]    set up .venv on first use, run the whole test suite
 #   ./dev.sh bench                    run every bench/*.py, print JSON
+#   ./dev.sh models OUT [--tiny ...]  write random-weight Face-Adapter / SD1.5 models (scripts/make_random_models.py)
 #   ./dev.sh setup                    only build .venv
 # The venv gets its dependencies the way a ComfyUI user does: requirements.txt, then install.py
 # (mediapipe, OpenCV, onnxruntime), plus tests/requirements.txt. EXTRA_REQUIREMENTS (a file) goes in
@@ -35,6 +36,7 @@ case "$cmd" in
   demo)  setup; exec "$VENV/bin/python" demo.py "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest tests "$@" ;;
   bench) setup; for b in bench/[!_]*.py; do echo "== $b" >&2; "$VENV/bin/python" "$b"; done ;;
+  models) setup; exec "$VENV/bin/python" scripts/make_random_models.py "$@" ;;
   setup) setup ;;
-  *) echo "usage: ./dev.sh demo|test|bench|setup" >&2; exit 2 ;;
+  *) echo "usage: ./dev.sh demo|test|bench|models|setup" >&2; exit 2 ;;
 esac

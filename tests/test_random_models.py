@@ -160,8 +160,10 @@ def test_tiny_diffusers_folders_load_and_run_finite(tiny):
     for model, expected in ((unet, sd.TINY_UNET_CONFIG), (controlnet, sd.TINY_CONTROLNET_CONFIG)):
         assert {k: model.config[k] for k in expected} == {k: (list(v) if isinstance(v, tuple) else v)
                                                           for k, v in expected.items()}
-    vae = AutoencoderKL(**sd.TINY_VAE_CONFIG).eval()
-    vae.load_state_dict(load_file(str(out / "vae" / "faceadapter_random_vae.safetensors")), strict=True)
+    vae_file = out / "vae" / "faceadapter_random_vae.safetensors"
+    assert sd.vae_config_of(vae_file) == sd.TINY_VAE_CONFIG  # the file names its own config
+    vae = AutoencoderKL(**sd.vae_config_of(vae_file)).eval()
+    vae.load_state_dict(load_file(str(vae_file)), strict=True)
     g = torch.Generator().manual_seed(0)
     latents, context = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 77, 768, generator=g)
     hint = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1

@@ -38,7 +38,7 @@ __all__ = ["MAKER_VERSION", "COMPONENTS", "GROUPS", "DTYPES", "WEIGHT_STD", "CHE
            "random_tensor", "layout_of", "planned_layout", "FULL_SIZE_ONLY", "checkpoint_layout", "component_files",
            "resolve_components"]
 
-MAKER_VERSION = "1"  # bump when any file's contents or layout change: cached folders are then rewritten
+MAKER_VERSION = "2"  # bump when any file's contents or layout change: cached folders are then rewritten
 WEIGHT_STD = 0.02
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 CHECKPOINT_FILE = "checkpoints/faceadapter_random_sd15.safetensors"
@@ -106,10 +106,12 @@ def _readable(path: Path) -> None:
     path.chmod(0o644)
 
 
-def _save_safetensors(state: Mapping[str, torch.Tensor], path: Path) -> None:
+def _save_safetensors(state: Mapping[str, torch.Tensor], path: Path,
+                      metadata: Optional[Mapping[str, str]] = None) -> None:
     from safetensors.torch import save_file
 
-    _atomic(path, lambda tmp: (save_file(dict(state), str(tmp), metadata={"format": "pt"}), _readable(tmp)))
+    header = {"format": "pt", **(metadata or {})}
+    _atomic(path, lambda tmp: (save_file(dict(state), str(tmp), metadata=header), _readable(tmp)))
 
 
 def _save_json(data: Mapping[str, Any], path: Path) -> None:
@@ -249,9 +251,11 @@ def _write_vision(job: _Job) -> list[str]:
 
 
 def _write_vae(job: _Job) -> list[str]:
-    """diffusers AutoencoderKL keys (VAELoader converts them; the standalone path loads them as they are)."""
-    layout = sd.diffusers_layout("vae", sd.vae_config(job.tiny))
-    _save_safetensors(random_state(layout, seed=job.seed, component="vae", dtype=job.dtype), job.path(VAE_FILE))
+    """diffusers AutoencoderKL keys (VAELoader converts them; the standalone path loads them as they are).
+    The file carries its diffusers config in the safetensors header (sd15_layout.vae_config_of reads it)."""
+    config = sd.vae_config(job.tiny)
+    state = random_state(sd.diffusers_layout("vae", config), seed=job.seed, component="vae", dtype=job.dtype)
+    _save_safetensors(state, job.path(VAE_FILE), {sd.VAE_CONFIG_METADATA: json.dumps(config)})
     return [VAE_FILE]
 
 

@@ -19,7 +19,9 @@ LDM naming facts used by ``unet_ldm_key`` / ``vae_ldm_key`` (the original CompVi
 """
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -27,8 +29,9 @@ import torch
 __all__ = ["SD15_UNET_CONFIG", "SD15_CONTROLNET_CONFIG", "SD_VAE_CONFIG", "CLIP_L_TEXT", "VIT_H14_VISION",
            "TINY_UNET_CONFIG", "TINY_CONTROLNET_CONFIG", "TINY_VAE_CONFIG", "TINY_VISION",
            "TINY_ARCFACE", "TINY_ID2TOKEN", "TINY_IMAGE2TOKEN", "unet_config", "controlnet_config",
-           "vae_config", "vision_config", "vision_config_json", "clip_text_layout", "clip_vision_layout",
-           "diffusers_layout", "unet_ldm_key", "vae_ldm_key", "CHECKPOINT_PREFIXES"]
+           "vae_config", "vae_config_of", "VAE_CONFIG_METADATA", "vision_config", "vision_config_json",
+           "clip_text_layout", "clip_vision_layout", "diffusers_layout", "diffusers_model_on_meta", "unet_ldm_key",
+           "vae_ldm_key", "CHECKPOINT_PREFIXES"]
 
 Shape = tuple[int, ...]
 
@@ -94,6 +97,19 @@ def controlnet_config(tiny: bool = False) -> dict[str, Any]:
 
 def vae_config(tiny: bool = False) -> dict[str, Any]:
     return dict(TINY_VAE_CONFIG if tiny else SD_VAE_CONFIG)
+
+
+VAE_CONFIG_METADATA = "diffusers_config"  # safetensors header entry of the maker's VAE file
+
+
+def vae_config_of(path: str | Path) -> dict[str, Any]:
+    """AutoencoderKL config for a diffusers-key VAE file: the one in its safetensors header (the maker's
+    files, tiny or full), else SD's (every SD1.5 VAE has that architecture)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        stored = (f.metadata() or {}).get(VAE_CONFIG_METADATA)
+    return json.loads(stored) if stored else dict(SD_VAE_CONFIG)
 
 
 def vision_config(tiny: bool = False) -> dict[str, Any]:

@@ -59,10 +59,11 @@ def random_models_dir() -> Path:
     """Full-size random Face-Adapter files + SD1.5 checkpoint + VAE (tools/random_models.py, fp16, seed 0).
 
     Written once into a cache outside the test's tmp dir (6.7 GB; FACEADAPTER_RANDOM_MODELS_CACHE moves it)
-    and reused by later sessions: the manifest check makes this cheap when nothing changed."""
-    from faceadapter_suite.tools.random_models import MAKER_VERSION, ensure_random_models
+    and reused by later sessions: the manifest check makes this cheap when nothing changed, and a new
+    maker version rewrites the files in place instead of leaving old copies behind."""
+    from faceadapter_suite.tools.random_models import ensure_random_models
 
-    return ensure_random_models(RANDOM_MODELS_CACHE / f"v{MAKER_VERSION}-fp16", dtype="fp16")
+    return ensure_random_models(RANDOM_MODELS_CACHE / "fp16", dtype="fp16")
 
 
 def random_models_paths(models: Path) -> dict[str, Path]:
