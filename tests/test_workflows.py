@@ -24,7 +24,9 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from client_module import CLIENT
 from conftest import PACK, REPO
+from offline_object_info import offline_object_info
 
 WORKFLOW_DIR = REPO / "workflows"
 API_DIR = WORKFLOW_DIR / "api"
@@ -57,6 +59,7 @@ SEED_NAMES = {"seed", "noise_seed"}
 IMAGE_NAME = re.compile(r".+\.(png|jpe?g|webp|bmp|tiff?)$", re.IGNORECASE)
 # LoadImage names in the API twins: faceadapter_<sample>.png stands for sample_photos.load_sample(<sample>).
 SAMPLE_IMAGE = re.compile(r"^faceadapter_(?P<sample>[a-z0-9_]+)\.png$")
+OFFLINE_OBJECT_INFO = offline_object_info(PACK)
 
 
 # ------------------------------------------------------------------ node contract
@@ -142,27 +145,9 @@ def widget_problem(w: Widget, value: Any) -> Optional[str]:
 
 # ------------------------------------------------------------------ UI -> API
 def ui_to_api(workflow: dict) -> dict:
-    """The API prompt the frontend builds from a UI workflow (virtual nodes dropped, widgets by position)."""
-    links = {link[0]: link for link in workflow["links"]}
-    prompt: dict[str, dict] = {}
-    for node in sorted(workflow["nodes"], key=lambda n: n["id"]):
-        if node["type"] in VIRTUAL_NODES:
-            continue
-        c = contract(node["type"])
-        widget_values = {w.name: v for w, v in zip(c.widgets, node.get("widgets_values") or []) if w.serialize}
-        linked = {}
-        for slot in node.get("inputs", []):
-            if slot.get("link") is not None:
-                _, src, src_slot, *_ = links[slot["link"]]
-                linked[slot["name"]] = [str(src), src_slot]
-        inputs = {}
-        for name in c.order:  # declared order, a linked widget input taking its link
-            if name in linked:
-                inputs[name] = linked[name]
-            elif name in widget_values:
-                inputs[name] = widget_values[name]
-        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
-    return prompt
+    """The API prompt the frontend builds from a UI workflow: the headless client's converter
+    (client/api_convert.py) with /object_info built offline (pack classes + captured stock nodes)."""
+    return CLIENT.api_convert.ui_to_api(workflow, OFFLINE_OBJECT_INFO)
 
 
 # ------------------------------------------------------------------ well-formedness
@@ -402,8 +387,9 @@ def test_converter_handles_widget_inputs_and_links():
         "links": [[1, 1, 0, 2, 0, "IMAGE"]],
     }
     assert ui_to_api(workflow) == {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}},
-        "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 3}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}, "_meta": {"title": "Load Image"}},
+        "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 3},
+              "_meta": {"title": "RepeatImageBatch"}}  # no display name in ComfyUI,
     }
 
 
