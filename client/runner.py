@@ -76,11 +76,15 @@ class Listener(threading.Thread):
         self.ws.close()
 
 
-def pick_server(apis: list[ComfyAPI], index: int, schedule: str) -> ComfyAPI:
-    """round-robin: the index-th in turn; least-busy: the shortest /queue (ties: the earlier URL)."""
+def pick_server(apis: list[ComfyAPI], index: int, schedule: str, assigned: dict[str, int]) -> ComfyAPI:
+    """round-robin: the index-th in turn; least-busy: the shortest /queue, ties broken by fewer prompts
+    of this batch sent there so far (a fast server that already emptied its queue still shares)."""
     if schedule == "least-busy" and len(apis) > 1:
-        return min(apis, key=lambda api: api.queue_length())
-    return apis[index % len(apis)]
+        api = min(apis, key=lambda a: (a.queue_length(), assigned.get(a.base, 0)))
+    else:
+        api = apis[index % len(apis)]
+    assigned[api.base] = assigned.get(api.base, 0) + 1
+    return api
 
 
 def download_outputs(api: ComfyAPI, history: dict, folder: Path, kinds: tuple[str, ...] = ("output",)) -> list[str]:
@@ -121,9 +125,10 @@ def run_jobs(jobs: list[Job], apis: list[ComfyAPI], out_dir: Path, schedule: str
         listener.start()
     outcomes: list[Outcome] = []
     trackers: list[tuple[Job, ComfyAPI, Tracker]] = []
+    assigned: dict[str, int] = {}
     try:
         for index, job in enumerate(jobs):
-            api = pick_server(apis, index, schedule)
+            api = pick_server(apis, index, schedule, assigned)
             job.server = api.base
             job.prompt = job.prepare(api)
             try:
