@@ -3,7 +3,7 @@
 Starts the ComfyUI at COMFYUI_PATH (with COMFYUI_PYTHON) through the tier-2 harness, then writes
 tests/data/client/:
 
-- object_info_stock.json: ``/object_info`` of the stock nodes the workflows use, plus KSampler /
+- object_info_stock.json: ``/object_info`` of the stock nodes the workflows use, plus ImageBatch, KSampler /
   KSamplerAdvanced (seed widgets with control_after_generate) and ImageScale (combos);
 - messages_success.json / messages_execution_error.json: the websocket messages of the spatial
   reenact template queued as is, and with Select Face asked for a 8th face that is not there
@@ -31,7 +31,7 @@ from integration.comfy_server import ComfyServer, upload_samples  # noqa: E402
 from offline_object_info import DATA, STOCK_OBJECT_INFO  # noqa: E402
 
 PACK = load_pack()  # imports the pack as faceadapter_suite
-EXTRA_STOCK = ("KSampler", "KSamplerAdvanced", "ImageScale")
+EXTRA_STOCK = ("KSampler", "KSamplerAdvanced", "ImageScale", "ImageBatch")
 TEMPLATE = REPO / "workflows" / "api" / "faceadapter_spatial_condition_reenact.json"
 
 

@@ -125,3 +125,33 @@ def test_batch_spread_over_two_servers(comfy, second_comfy, photos, tmp_path, sc
     for sample in ("grace_hopper", "t1"):
         saved = sorted(p.name for p in (out / sample).rglob("*.png"))
         assert len(saved) == 2 and any(n.startswith("pasted_reenact") for n in saved), (sample, saved)
+
+
+def test_live_object_info_converts_every_template_to_its_twin(comfy):
+    """The twins are written offline (pack classes + captured stock nodes); the live /object_info agrees."""
+    from client_module import CLIENT
+    from offline_object_info import stock_object_info
+
+    live = comfy.get("/object_info")
+    for name, captured in stock_object_info().items():
+        served = json.loads(json.dumps(live[name]))
+        if name == "LoadImage":  # the dropdown lists this server's input folder
+            served["input"]["required"]["image"][0] = captured["input"]["required"]["image"][0]
+        assert served == captured, f"{name}: rerun scripts/capture_client_fixtures.py"
+    for path in sorted((REPO / "workflows").glob("*.json")):
+        twin = json.loads((REPO / "workflows" / "api" / path.name).read_text())
+        assert CLIENT.api_convert.ui_to_api(json.loads(path.read_text()), live) == twin, path.name
+
+
+def test_frames_folder_is_uploaded_into_a_subfolder(comfy, photos, tmp_path):
+    """--frames uploads every frame into input/<folder name>/, where LoadImage finds them by sub-path."""
+    frames = tmp_path / "clip_frames"
+    frames.mkdir()
+    for i, sample in enumerate(("astronaut", "t1", "grace_hopper")):
+        (frames / f"frame_{i:03d}.png").write_bytes(photos[sample].read_bytes())
+    result = client("run", str(TEMPLATE), "--server", url(comfy), "--out", str(tmp_path / "out"), "--quiet",
+                    "--frames", str(frames), "--set", "Source: identity.image=clip_frames/frame_002.png",
+                    "--set", "Target: pose and expression.image=clip_frames/frame_000.png")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for frame in sorted(frames.iterdir()):  # every frame is on the server, byte for byte
+        assert comfy.view({"filename": frame.name, "subfolder": "clip_frames", "type": "input"}) == frame.read_bytes()
