@@ -69,6 +69,21 @@ def decode_frame(read: Callable[[int], bytes]) -> tuple[bool, int, bytes]:
     return fin, opcode, (_apply_mask(payload, key) if masked else payload)
 
 
+def frame_size(buffer: bytes) -> Optional[int]:
+    """Length of the frame starting ``buffer`` (header included), None until its header is there."""
+    if len(buffer) < 2:
+        return None
+    length, masked = buffer[1] & 0x7F, buffer[1] & 0x80
+    header = 2 + (2 if length == 126 else 8 if length == 127 else 0) + (4 if masked else 0)
+    if len(buffer) < header - (4 if masked else 0):
+        return None
+    if length == 126:
+        length = struct.unpack("!H", buffer[2:4])[0]
+    elif length == 127:
+        length = struct.unpack("!Q", buffer[2:10])[0]
+    return header + length
+
+
 class WebSocket:
     """A connected websocket; ``recv()`` returns str (text) or bytes (binary), None once closed."""
 
@@ -81,6 +96,8 @@ class WebSocket:
         if parts.scheme == "wss":
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
         self.sock, self._buffer, self.closed = sock, b"", False
+        self._parts: list[bytes] = []  # fragments of a message still arriving
+        self._kind: Optional[int] = None
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         key = base64.b64encode(os.urandom(16)).decode()
         host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
@@ -109,14 +126,26 @@ class WebSocket:
             headers[name.strip().lower()] = value.strip()
         return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0, headers
 
-    def _read(self, n: int) -> bytes:
-        while len(self._buffer) < n:
-            chunk = self.sock.recv(max(65536, n - len(self._buffer)))
+    def _next_frame(self) -> tuple[bool, int, bytes]:
+        """The next frame, taken from the buffer only once it is complete: a timeout while a frame
+        is still arriving leaves the buffer intact for the next call."""
+        while True:
+            size = frame_size(self._buffer)
+            if size is not None and len(self._buffer) >= size:
+                break
+            chunk = self.sock.recv(65536)
             if not chunk:
                 raise WebSocketError("connection closed by the server")
             self._buffer += chunk
-        data, self._buffer = self._buffer[:n], self._buffer[n:]
-        return data
+        frame, self._buffer = self._buffer[:size], self._buffer[size:]
+        view = memoryview(frame)
+        position = 0
+
+        def read(n: int) -> bytes:
+            nonlocal position
+            position += n
+            return bytes(view[position - n:position])
+        return decode_frame(read)
 
     def settimeout(self, timeout: Optional[float]) -> None:
         self.sock.settimeout(timeout)
@@ -126,11 +155,10 @@ class WebSocket:
         self.sock.sendall(encode_frame(opcode, message.encode() if isinstance(message, str) else message))
 
     def recv(self) -> Optional[Union[str, bytes]]:
-        """The next whole message; raises socket.timeout when none arrives in time."""
-        parts: list[bytes] = []
-        kind = None
+        """The next whole message; raises socket.timeout when none arrives in time (a message
+        half received is kept and completed by the next call)."""
         while not self.closed:
-            fin, opcode, payload = decode_frame(self._read)
+            fin, opcode, payload = self._next_frame()
             if opcode == OP_PING:
                 self.sock.sendall(encode_frame(OP_PONG, payload))
                 continue
@@ -140,14 +168,15 @@ class WebSocket:
                 self.close(payload[:2] or b"\x03\xe8")
                 return None
             if opcode in (OP_TEXT, OP_BINARY):
-                if kind is not None:
+                if self._kind is not None:
                     raise WebSocketError("a new message started inside a fragmented one")
-                kind = opcode
-            elif opcode != OP_CONT or kind is None:
+                self._kind = opcode
+            elif opcode != OP_CONT or self._kind is None:
                 raise WebSocketError(f"unexpected frame opcode {opcode:#x}")
-            parts.append(payload)
+            self._parts.append(payload)
             if fin:
-                data = b"".join(parts)
+                data, kind = b"".join(self._parts), self._kind
+                self._parts, self._kind = [], None
                 return data.decode("utf-8") if kind == OP_TEXT else data
         return None
 

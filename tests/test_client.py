@@ -226,8 +226,9 @@ def test_frames_match_rfc6455_examples():
         ws.decode_frame(reader(bytes.fromhex("097e0100")))
 
 
-def test_websocket_handshake_ping_and_fragments():
-    """A loopback peer speaking the server side: handshake, a ping, a fragmented text, binary, close."""
+def loopback_peer(script):
+    """A websocket server side on 127.0.0.1: answers the handshake, then runs ``script(conn)``;
+    returns (url, thread, got) where got holds the request path and every byte the client sent after."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -242,8 +243,7 @@ def test_websocket_handshake_ping_and_fragments():
         got["path"] = request.split(b" ")[1]
         conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       f"Sec-WebSocket-Accept: {ws.accept_key(headers['Sec-WebSocket-Key'])}\r\n\r\n").encode())
-        conn.sendall(bytes.fromhex("8904") + b"ping" + bytes.fromhex("010348656c") + bytes.fromhex("80026c6f")
-                     + ws.encode_frame(ws.OP_BINARY, b"\x00\x01", mask=False) + bytes.fromhex("880203e8"))
+        script(conn)
         buffer = b""
         conn.settimeout(5)
         while True:
@@ -253,20 +253,60 @@ def test_websocket_handshake_ping_and_fragments():
             buffer += data
         got["replies"] = buffer
         conn.close()
+        listener.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    client = ws.WebSocket(f"ws://127.0.0.1:{listener.getsockname()[1]}/ws?clientId=abc", timeout=5)
+    return f"ws://127.0.0.1:{listener.getsockname()[1]}/ws?clientId=abc", thread, got
+
+
+def test_websocket_handshake_ping_and_fragments():
+    """Handshake, a ping, a fragmented text, a binary message, close."""
+    url, thread, got = loopback_peer(lambda conn: conn.sendall(
+        bytes.fromhex("8904") + b"ping" + bytes.fromhex("010348656c") + bytes.fromhex("80026c6f")
+        + ws.encode_frame(ws.OP_BINARY, b"\x00\x01", mask=False) + bytes.fromhex("880203e8")))
+    client = ws.WebSocket(url, timeout=5)
     assert client.recv() == "Hello"
     assert client.recv() == b"\x00\x01"
     assert client.recv() is None and client.closed
     thread.join(5)
-    listener.close()
     assert got["path"] == b"/ws?clientId=abc"
     read = reader(got["replies"])
-    fin, opcode, payload = ws.decode_frame(read)
-    assert (fin, opcode, payload) == (True, ws.OP_PONG, b"ping")  # masked by the client, unmasked here
+    assert ws.decode_frame(read) == (True, ws.OP_PONG, b"ping")  # masked by the client, unmasked here
     assert ws.decode_frame(read)[1] == ws.OP_CLOSE
+
+
+def test_websocket_timeout_mid_message_loses_nothing():
+    """A frame cut in two (and a message in two fragments) with a pause longer than the read timeout:
+    the first recv times out, the next returns the whole message."""
+    import time
+
+    text = json.dumps({"type": "progress", "data": {"value": 3, "max": 9}}).encode()
+    frame = ws.encode_frame(ws.OP_TEXT, text, mask=False)
+    event = threading.Event()
+
+    def script(conn):
+        conn.sendall(frame[:5])
+        event.wait(5)
+        conn.sendall(frame[5:] + bytes.fromhex("0102") + b"ab")
+        time.sleep(0.3)
+        conn.sendall(bytes.fromhex("8002") + b"cd" + bytes.fromhex("8800"))
+
+    url, thread, _ = loopback_peer(script)
+    client = ws.WebSocket(url, timeout=5)
+    client.settimeout(0.1)
+    with pytest.raises(socket.timeout):
+        client.recv()
+    event.set()
+    client.settimeout(5)
+    assert json.loads(client.recv()) == {"type": "progress", "data": {"value": 3, "max": 9}}
+    client.settimeout(0.1)
+    with pytest.raises(socket.timeout):
+        client.recv()  # only the first fragment is there yet
+    client.settimeout(5)
+    assert client.recv() == "abcd"
+    assert client.recv() is None
+    thread.join(5)
 
 
 # ------------------------------------------------------------------ outcomes and exit codes

@@ -5,7 +5,9 @@
   carry the UI workflow (extra_pnginfo) and the overridden prompt;
 - an override that makes a node raise: non-zero exit naming the node and the message; a prompt the
   server refuses (invalid_prompt): non-zero exit naming the node and the input;
-- two servers (two ComfyUI processes): a 2-image batch spread round-robin, one prompt on each.
+- every API twin, as shipped, reaches success through the client with the sample photos uploaded;
+- two servers (two ComfyUI processes): a 2-image batch spread round-robin / least-busy, one prompt on each;
+- the captured stock /object_info and the twins agree with the live /object_info; --frames uploads.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from test_workflows import NAMES, SAMPLE_IMAGE
 
 from .comfy_server import ComfyServer
 
@@ -72,6 +75,31 @@ def test_client_runs_the_ui_template(comfy, photos, tmp_path):
     assert sent["6"]["inputs"]["mode"] == "index" and sent["1"]["inputs"]["image"] == photos["grace_hopper"].name
     diff = np.abs(np.asarray(pasted.convert("RGB"), np.int16) - np.asarray(source.convert("RGB"), np.int16))
     assert diff.max() > 0 and (diff.sum(-1) == 0).mean() > 0.2, "a face pasted in, the rest (about 40% here) untouched"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_api_twin_runs_through_the_client(comfy, tmp_path, name):
+    """API format as shipped: the sample photos uploaded under the names the twin uses (--upload)."""
+    import cv2
+
+    from faceadapter_suite.face.sample_photos import load_sample
+
+    twin = REPO / "workflows" / "api" / f"{name}.json"
+    prompt = json.loads(twin.read_text())
+    uploads = []
+    for node in prompt.values():
+        if node["class_type"] == "LoadImage":
+            path = tmp_path / node["inputs"]["image"]
+            cv2.imwrite(str(path), load_sample(SAMPLE_IMAGE.match(path.name)["sample"])[:, :, ::-1])
+            uploads += ["--upload", str(path)]
+    out = tmp_path / "out"
+    result = client("run", str(twin), "--server", url(comfy), "--out", str(out), "--quiet", *uploads)
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = [p.relative_to(out).as_posix() for p in out.rglob("*.png")]
+    for node in prompt.values():
+        if node["class_type"] == "SaveImage":
+            prefix = node["inputs"]["filename_prefix"]
+            assert any(f.startswith(prefix + "_") for f in saved), (prefix, saved)
 
 
 def test_client_exits_nonzero_on_execution_error(comfy, photos, tmp_path):
