@@ -18,6 +18,8 @@ from .overrides import IMAGE_SUFFIXES, Override, OverrideError, apply_overrides,
 from .runner import Job, run_jobs
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
+STRICT_HELP = ("refuse a UI node whose saved widget values do not match its widgets (default: take them by "
+               "position as the frontend does, with a warning)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,12 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--previews", action="store_true", help="also download temporary (preview) images")
     run.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for all prompts")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--strict", action="store_true", help=STRICT_HELP)
 
     convert = sub.add_parser("convert", help="print the API prompt of a UI-format workflow")
     convert.add_argument("workflow", type=Path)
     convert.add_argument("--server", default=DEFAULT_SERVER, metavar="URL")
     convert.add_argument("--object-info", type=Path, metavar="FILE", help="offline: a saved /object_info JSON")
     convert.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    convert.add_argument("--strict", action="store_true", help=STRICT_HELP)
 
     info = sub.add_parser("object-info", help="save a server's /object_info (for offline conversion)")
     info.add_argument("--server", default=DEFAULT_SERVER, metavar="URL")
@@ -127,6 +131,10 @@ def _build_jobs(args: argparse.Namespace, prompt: dict, workflow: dict, object_i
     return [Job(path.stem, prepare(fixed, path), workflow) for path in images_in(args.batch_dir)]
 
 
+def _warner(args: argparse.Namespace) -> Optional[Any]:
+    return None if args.strict else (lambda message: print(f"warning: {message}", file=sys.stderr))
+
+
 def _object_info(args: argparse.Namespace, api: ComfyAPI) -> dict:
     return load_json(args.object_info, "--object-info") if args.object_info else api.object_info()
 
@@ -138,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if is_api_format(workflow):
         prompt, ui = workflow, None
     else:
-        prompt, ui = ui_to_api(workflow, object_info), workflow
+        prompt, ui = ui_to_api(workflow, object_info, _warner(args)), workflow
     jobs = _build_jobs(args, prompt, ui, object_info)
     outcomes = run_jobs(jobs, apis, args.out, args.schedule, args.timeout,
                         ProgressBar(enabled=not args.quiet), ("output", "temp") if args.previews else ("output",),
@@ -152,7 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     workflow = load_json(args.workflow, "workflow")
     object_info = _object_info(args, ComfyAPI(args.server))
-    text = json.dumps(ui_to_api(workflow, object_info), indent=2) + "\n"
+    text = json.dumps(ui_to_api(workflow, object_info, _warner(args)), indent=2) + "\n"
     if args.output:
         args.output.write_text(text)
     else:

@@ -123,6 +123,70 @@ def test_list_values_are_wrapped_and_dict_widgets_read_by_name():
     assert convert.ui_to_api(workflow, info)["1"]["inputs"] == {"points": "p", "n": 4}
 
 
+def subgraph_workflow(instance_mode=0):
+    """Load Image -> [subgraph: ImageScale (width promoted, height from a widget inside) -> Reroute] -> Save,
+    with a nested subgraph instance holding a second ImageScale fed by the outer subgraph's input."""
+    inner_inner = {"id": "sub-b", "inputs": [{"name": "img", "type": "IMAGE", "linkIds": [31]}],
+                   "outputs": [{"name": "out", "type": "IMAGE", "linkIds": [32]}],
+                   "nodes": [node(1, "ImageScale", ["nearest-exact", 8, 9, "disabled"], inputs=[image_in(31)],
+                                  outputs=[image_out([32])])],
+                   "links": [{"id": 31, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0,
+                              "type": "IMAGE"},
+                             {"id": 32, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0,
+                              "type": "IMAGE"}]}
+    width = {"name": "width", "type": "INT", "widget": {"name": "width"}, "link": 22}
+    inner = {"id": "sub-a",
+             "inputs": [{"name": "pixels", "type": "IMAGE", "linkIds": [21, 25]},
+                        {"name": "width", "type": "INT", "linkIds": [22]}],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "linkIds": [24]},
+                         {"name": "small", "type": "IMAGE", "linkIds": [26]}],
+             "nodes": [node(5, "ImageScale", ["bilinear", 100, 77, "center"], inputs=[image_in(21), width],
+                            outputs=[image_out([23])]),
+                       node(6, "Reroute", None, inputs=[{"name": "", "type": "*", "link": 23}], outputs=[image_out([24])]),
+                       node(7, "sub-b", [], inputs=[{"name": "img", "type": "IMAGE", "link": 25}],
+                            outputs=[{"name": "out", "type": "IMAGE", "links": [26]}])],
+             "links": [{"id": 21, "origin_id": -10, "origin_slot": 0, "target_id": 5, "target_slot": 0, "type": "IMAGE"},
+                       {"id": 22, "origin_id": -10, "origin_slot": 1, "target_id": 5, "target_slot": 1, "type": "INT"},
+                       {"id": 23, "origin_id": 5, "origin_slot": 0, "target_id": 6, "target_slot": 0, "type": "IMAGE"},
+                       {"id": 24, "origin_id": 6, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"},
+                       {"id": 25, "origin_id": -10, "origin_slot": 0, "target_id": 7, "target_slot": 0, "type": "IMAGE"},
+                       {"id": 26, "origin_id": 7, "origin_slot": 0, "target_id": -20, "target_slot": 1, "type": "IMAGE"}]}
+    return {
+        "nodes": [node(1, "LoadImage", ["a.png", "image"], outputs=[image_out([1])]),
+                  node(4, "sub-a", [320], inputs=[image_in(1, "pixels")], mode=instance_mode,
+                       outputs=[image_out([2]), {"name": "small", "type": "IMAGE", "links": [3]}]),
+                  node(9, "SaveImage", ["big"], inputs=[image_in(2, "images")]),
+                  node(10, "SaveImage", ["small"], inputs=[image_in(3, "images")])],
+        "links": [[1, 1, 0, 4, 0, "IMAGE"], [2, 4, 0, 9, 0, "IMAGE"], [3, 4, 1, 10, 0, "IMAGE"]],
+        "definitions": {"subgraphs": [inner, inner_inner]},
+    }
+
+
+def test_subgraphs_are_expanded_with_path_ids():
+    prompt = convert.ui_to_api(subgraph_workflow(), OBJECT_INFO)
+    assert sorted(prompt) == ["1", "10", "4:5", "4:7:1", "9"]
+    assert prompt["4:5"]["inputs"] == {"image": ["1", 0], "upscale_method": "bilinear", "width": 320, "height": 77,
+                                       "crop": "center"}  # width promoted on the instance, height its own
+    assert prompt["4:7:1"]["inputs"]["image"] == ["1", 0]  # through two subgraph inputs
+    assert prompt["9"]["inputs"]["images"] == ["4:5", 0]  # out through the Reroute and the subgraph output
+    assert prompt["10"]["inputs"]["images"] == ["4:7:1", 0]
+    bypassed = convert.ui_to_api(subgraph_workflow(instance_mode=4), OBJECT_INFO)
+    assert sorted(bypassed) == ["1", "10", "9"] and bypassed["9"]["inputs"]["images"] == ["1", 0]
+
+
+def test_widget_count_mismatch_is_an_error_or_a_warning():
+    stale = {"nodes": [node(1, "ImageScale", ["bicubic", 64])], "links": []}  # saved before height and crop
+    with pytest.raises(convert.ConversionError, match=r"2 widgets_values"):
+        convert.ui_to_api(stale, OBJECT_INFO)
+    warnings = []
+    prompt = convert.ui_to_api(stale, OBJECT_INFO, warn=warnings.append)
+    assert prompt["1"]["inputs"] == {"upscale_method": "bicubic", "width": 64, "height": 512, "crop": "disabled"}
+    assert len(warnings) == 1 and "['height', 'crop'] take their defaults" in warnings[0]
+    extra = {"nodes": [node(1, "SaveImage", ["out", ""])], "links": []}
+    assert convert.ui_to_api(extra, OBJECT_INFO, warn=warnings.append)["1"]["inputs"] == {"filename_prefix": "out"}
+    assert "extra values ignored" in warnings[-1]
+
+
 def test_conversion_errors_name_the_node():
     with pytest.raises(convert.ConversionError, match=r"node 1 \(KSampler\): 6 widgets_values"):
         convert.ui_to_api({"nodes": [node(1, "KSampler", [5, 20, 8.0, "euler", "normal", 1.0])], "links": []},
