@@ -465,3 +465,23 @@ def test_least_busy_takes_the_shorter_queue_then_shares_ties():
     busy.length = 0  # both idle now: the one this batch has used less
     assert runner.pick_server([busy, idle], 1, "least-busy", assigned) is busy
     assert [runner.pick_server([busy, idle], i, "round-robin", {}).base for i in range(3)] == ["a", "b", "a"]
+
+
+@pytest.mark.parametrize("entry", ["module", "script"])
+def test_client_folder_runs_alone(tmp_path, entry):
+    """client/ copied out of the pack, run without PYTHONPATH or user site (the pack out of reach): the offline conversion works."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(REPO / "client", tmp_path / "client", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "object_info.json").write_text(json.dumps(OBJECT_INFO))
+    template = REPO / "workflows" / "faceadapter_video_tracking.json"
+    command = ["-m", "client"] if entry == "module" else [str(tmp_path / "client" / "faceadapter_client.py")]
+    result = subprocess.run([sys.executable, "-E", "-s", *command, "convert", str(template), "--object-info",
+                             "object_info.json", "--strict"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == load(REPO / "workflows" / "api" / template.name)
+    bad = subprocess.run([sys.executable, "-E", "-s", *command, "convert", str(template), "--object-info", "missing.json"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "missing.json: no such file" in bad.stderr
