@@ -10,8 +10,8 @@ graph becomes for ``POST /prompt``. Checked here:
 - the API twin is exactly what the UI workflow converts to and names only known node classes;
 - each API twin runs through the pack's node classes (stock nodes stood in for), with the sample photos.
 
-The stock ComfyUI nodes the workflows use are described in ``STOCK_NODES``; the tier-2 test checks that
-description against a live ComfyUI's ``/object_info``.
+The stock ComfyUI nodes the workflows use are described in ``STOCK_NODES`` (captured from ComfyUI's
+``/object_info``); the tier-2 tests check it against a live ComfyUI.
 """
 from __future__ import annotations
 
@@ -24,39 +24,29 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from client_module import CLIENT
 from conftest import PACK, REPO
+from offline_object_info import offline_object_info, stock_object_info
 
 WORKFLOW_DIR = REPO / "workflows"
 API_DIR = WORKFLOW_DIR / "api"
 UI_FILES = sorted(WORKFLOW_DIR.glob("*.json"))
 NAMES = [p.stem for p in UI_FILES]
 
-# Stock ComfyUI nodes, as their INPUT_TYPES / RETURN_TYPES declare them (comfyui nodes.py and
-# comfy_extras). LoadImage's dropdown lists the input folder, so any image file name is accepted.
-STOCK_NODES: dict[str, dict[str, Any]] = {
-    "LoadImage": {"input": {"required": {"image": ([], {"image_upload": True})}},
-                  "output": ("IMAGE", "MASK")},
-    "SaveImage": {"input": {"required": {"images": ("IMAGE",),
-                                         "filename_prefix": ("STRING", {"default": "ComfyUI"})}},
-                  "output": (), "output_node": True},
-    "PreviewImage": {"input": {"required": {"images": ("IMAGE",)}}, "output": (), "output_node": True},
-    "MaskToImage": {"input": {"required": {"mask": ("MASK",)}}, "output": ("IMAGE",)},
-    "ImageBatch": {"input": {"required": {"image1": ("IMAGE",), "image2": ("IMAGE",)}}, "output": ("IMAGE",)},
-    "RepeatImageBatch": {"input": {"required": {"image": ("IMAGE",),
-                                                "amount": ("INT", {"default": 1, "min": 1, "max": 4096})}},
-                         "output": ("IMAGE",)},
-}
+# Stock ComfyUI nodes, /object_info captured from ComfyUI (tests/data/client/object_info_stock.json, by
+# scripts/capture_client_fixtures.py). LoadImage's dropdown lists the input folder: any image file name is accepted.
+STOCK_NODES: dict[str, dict[str, Any]] = stock_object_info()
 # Dropdowns whose served choices depend on the installed packages: a template may name any known value.
 KNOWN_CHOICES: dict[tuple[str, str], Callable[[], list]] = {
     ("FaceAdapterLoadFaceAnalysis", "backend"): lambda: list(PACK.face.analysis.BACKENDS),
 }
 # Frontend-only nodes: saved in the UI format, never sent to the server.
 VIRTUAL_NODES = {"Note": ["text"], "MarkdownNote": ["text"]}
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
-SEED_NAMES = {"seed", "noise_seed"}
+CONTROL_CHOICES = ["fixed", "increment", "decrement", "randomize"]
 IMAGE_NAME = re.compile(r".+\.(png|jpe?g|webp|bmp|tiff?)$", re.IGNORECASE)
 # LoadImage names in the API twins: faceadapter_<sample>.png stands for sample_photos.load_sample(<sample>).
 SAMPLE_IMAGE = re.compile(r"^faceadapter_(?P<sample>[a-z0-9_]+)\.png$")
+OFFLINE_OBJECT_INFO = offline_object_info(PACK)
 
 
 # ------------------------------------------------------------------ node contract
@@ -75,43 +65,35 @@ class Contract:
     sockets: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (type, required)
     widgets: list[Widget] = field(default_factory=list)
     outputs: list[tuple[str, str]] = field(default_factory=list)       # (name, type)
-    order: list[str] = field(default_factory=list)                     # input names, INPUT_TYPES order
     output_node: bool = False
 
 
 def contract(class_type: str) -> Contract:
-    """Sockets and widgets of a node as the ComfyUI frontend builds them from INPUT_TYPES."""
-    if class_type in PACK.NODE_CLASS_MAPPINGS:
-        cls = PACK.NODE_CLASS_MAPPINGS[class_type]
-        spec, types = cls.INPUT_TYPES(), tuple(cls.RETURN_TYPES)
-        names = tuple(getattr(cls, "RETURN_NAMES", None) or types)
-        output_node = bool(getattr(cls, "OUTPUT_NODE", False))
-    elif class_type in STOCK_NODES:
-        stock = STOCK_NODES[class_type]
-        spec, types, names = stock["input"], stock["output"], stock["output"]
-        output_node = stock.get("output_node", False)
-    else:
+    """Sockets and widgets of a node as the ComfyUI frontend builds them from /object_info: the headless
+    client's layout rules (client/api_convert.py) on the offline /object_info (pack classes + captured
+    stock nodes)."""
+    convert = CLIENT.api_convert
+    if class_type not in OFFLINE_OBJECT_INFO:
         raise KeyError(f"unknown node class {class_type!r}")
-    c = Contract(class_type, outputs=list(zip(names, types)), output_node=output_node)
-    uploads: list[Widget] = []
-    for section in ("required", "optional"):
-        for name, entry in spec.get(section, {}).items():
-            kind, options = entry[0], (entry[1] if len(entry) > 1 else {})
-            c.order.append(name)
-            if isinstance(kind, list):
-                known = KNOWN_CHOICES.get((class_type, name))
-                c.widgets.append(Widget(name, "COMBO", options, known() if known else list(kind)))
-                if options.get("image_upload"):
-                    uploads.append(Widget("upload", "IMAGEUPLOAD", {}, serialize=False))
-            elif kind in WIDGET_TYPES and not options.get("forceInput"):
-                c.widgets.append(Widget(name, kind, options))
-                if kind == "INT" and (name in SEED_NAMES or options.get("control_after_generate")):
-                    c.widgets.append(Widget("control_after_generate", "COMBO", {},
-                                            ["fixed", "increment", "decrement", "randomize"], serialize=False))
-            else:
-                c.sockets[name] = (kind, section == "required")
-        if section == "required":
-            c.widgets.extend(uploads)  # the frontend appends the upload button to the required inputs
+    info = OFFLINE_OBJECT_INFO[class_type]
+    c = Contract(class_type, outputs=list(zip(info["output_name"], info["output"])), output_node=info["output_node"])
+    specs = {name: (kind, options, optional) for name, kind, options, optional in convert.input_specs(info)}
+    for name, (kind, options, optional) in specs.items():
+        if convert.widget_kind(kind) is None or options.get("forceInput"):
+            c.sockets[name] = (kind, not optional)
+    for name, sent in convert.widget_layout(info):
+        if name in specs and sent:
+            kind, options, _ = specs[name]
+            known = KNOWN_CHOICES.get((class_type, name))
+            choices = known() if known else (list(kind) if isinstance(kind, list) else options.get("options"))
+            c.widgets.append(Widget(name, convert.widget_kind(kind), options, choices))
+        elif name == "upload":
+            c.widgets.append(Widget(name, "IMAGEUPLOAD", {}, serialize=False))
+        elif name == "control_after_generate":  # the value control the frontend adds after a seed / combo
+            wraps = c.widgets[-1].kind == "COMBO"
+            c.widgets.append(Widget(name, "COMBO", {}, CONTROL_CHOICES + ["increment-wrap"] * wraps, serialize=False))
+        else:  # control_filter_list, after a controlled combo
+            c.widgets.append(Widget(name, "STRING", {}, serialize=False))
     return c
 
 
@@ -142,27 +124,9 @@ def widget_problem(w: Widget, value: Any) -> Optional[str]:
 
 # ------------------------------------------------------------------ UI -> API
 def ui_to_api(workflow: dict) -> dict:
-    """The API prompt the frontend builds from a UI workflow (virtual nodes dropped, widgets by position)."""
-    links = {link[0]: link for link in workflow["links"]}
-    prompt: dict[str, dict] = {}
-    for node in sorted(workflow["nodes"], key=lambda n: n["id"]):
-        if node["type"] in VIRTUAL_NODES:
-            continue
-        c = contract(node["type"])
-        widget_values = {w.name: v for w, v in zip(c.widgets, node.get("widgets_values") or []) if w.serialize}
-        linked = {}
-        for slot in node.get("inputs", []):
-            if slot.get("link") is not None:
-                _, src, src_slot, *_ = links[slot["link"]]
-                linked[slot["name"]] = [str(src), src_slot]
-        inputs = {}
-        for name in c.order:  # declared order, a linked widget input taking its link
-            if name in linked:
-                inputs[name] = linked[name]
-            elif name in widget_values:
-                inputs[name] = widget_values[name]
-        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
-    return prompt
+    """The API prompt the frontend builds from a UI workflow: the headless client's converter
+    (client/api_convert.py) with /object_info built offline (pack classes + captured stock nodes)."""
+    return CLIENT.api_convert.ui_to_api(workflow, OFFLINE_OBJECT_INFO)
 
 
 # ------------------------------------------------------------------ well-formedness
@@ -405,8 +369,9 @@ def test_converter_handles_widget_inputs_and_links():
         "links": [[1, 1, 0, 2, 0, "IMAGE"]],
     }
     assert ui_to_api(workflow) == {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}},
-        "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 3}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}, "_meta": {"title": "Load Image"}},
+        "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 3},
+              "_meta": {"title": "RepeatImageBatch"}}  # no display name in ComfyUI,
     }
 
 
