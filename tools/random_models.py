@@ -35,7 +35,7 @@ from .seeded_weights import seeded_state_dict
 
 __all__ = ["MAKER_VERSION", "COMPONENTS", "GROUPS", "DTYPES", "WEIGHT_STD", "CHECKPOINT_FILE", "VAE_FILE",
            "RESNET18_FILE", "make_random_models", "ensure_random_models", "read_manifest", "random_state",
-           "random_tensor", "layout_of", "planned_layout", "FULL_SIZE_ONLY", "checkpoint_layout", "component_files",
+           "random_tensor", "layout_of", "planned_layout", "FULL_SIZE_ONLY", "checkpoint_layout",
            "resolve_components"]
 
 MAKER_VERSION = "2"  # bump when any file's contents or layout change: cached folders are then rewritten
@@ -360,11 +360,6 @@ def _up_to_date(out: Path, record: Optional[Mapping[str, Any]], options: Mapping
     files = record.get("files") or {}
     return bool(files) and all((out / rel).is_file() and (out / rel).stat().st_size == size
                                for rel, size in files.items())
-
-
-def component_files(out: str | Path) -> dict[str, list[str]]:
-    """Component -> the files the manifest says it wrote (relative to OUT)."""
-    return {name: list(rec.get("files", {})) for name, rec in read_manifest(out)["components"].items()}
 
 
 def make_random_models(out: str | Path, *, tiny: bool = False, dtype: str = "fp32", seed: int = 0,
