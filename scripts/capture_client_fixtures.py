@@ -31,7 +31,8 @@ from integration.comfy_server import ComfyServer, upload_samples  # noqa: E402
 from offline_object_info import DATA, STOCK_OBJECT_INFO  # noqa: E402
 
 PACK = load_pack()  # imports the pack as faceadapter_suite
-EXTRA_STOCK = ("KSampler", "KSamplerAdvanced", "ImageScale", "ImageBatch")
+EXTRA_STOCK = ("KSampler", "KSamplerAdvanced", "ImageScale", "ImageBatch", "CheckpointLoaderSimple", "LoraLoader",
+               "VAELoader", "VAEDecode", "CLIPTextEncode", "UNETLoader", "ControlNetLoader", "CLIPVisionLoader")
 TEMPLATE = REPO / "workflows" / "api" / "faceadapter_spatial_condition_reenact.json"
 
 

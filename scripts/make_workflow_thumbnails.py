@@ -1,8 +1,12 @@
-"""Remake the spatial templates' thumbnails (workflows/<name>.jpg) from a real ComfyUI run.
+"""Remake the templates' thumbnails (workflows/<name>.jpg) from a real ComfyUI run.
 
-Starts ComfyUI (COMFYUI_PATH, COMFYUI_PYTHON, as the tier-2 tests do) with no Face-Adapter model files,
-as a fresh install has, queues each template's API twin on the sample photos and tiles four of its
-outputs at 256 px: landmarks on the crop, control image, paste weights, the frame pasted back.
+Starts ComfyUI (COMFYUI_PATH, COMFYUI_PYTHON, as the tier-2 tests do), queues each template's API twin on
+the sample photos and tiles four of its outputs at 256 px.
+- Spatial templates, with no Face-Adapter model files (as a fresh install has): landmarks on the crop,
+  control image, paste weights, the frame pasted back.
+- Generation templates, with the random model maker's full-size files (tools/random_models.py; random
+  weights, so the generated face is noise, not a face) and 1 sampling step instead of 25 to fit a CPU:
+  source photo, control image, generated crop, the frame pasted back.
 
     COMFYUI_PATH=... COMFYUI_PYTHON=... python scripts/make_workflow_thumbnails.py
 """
@@ -25,6 +29,8 @@ from comfy_server import ComfyServer  # noqa: E402
 from faceadapter_suite.face.sample_photos import load_sample  # noqa: E402
 
 NAMES = ("faceadapter_spatial_condition_reenact", "faceadapter_spatial_condition_swap")
+GENERATION_NAMES = ("faceadapter_reenact", "faceadapter_swap")
+THUMBNAIL_STEPS = 1
 TILE = 256
 
 
@@ -39,21 +45,56 @@ def tile(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def main() -> None:
+def queue(server: ComfyServer, work: Path, prompt: dict) -> tuple[dict, dict]:
+    """Upload the sample photos a prompt loads, run it, return (prompt with uploaded names, outputs)."""
+    for node in prompt.values():
+        if node["class_type"] == "LoadImage":
+            sample = node["inputs"]["image"][len("faceadapter_"):-len(".png")]
+            path = work / node["inputs"]["image"]
+            cv2.imwrite(str(path), load_sample(sample)[:, :, ::-1])
+            node["inputs"]["image"] = server.upload_image(path)
+    result = server.run(prompt, timeout=3600)
+    assert result.succeeded, result.error()
+    return prompt, server.history(result.prompt_id)["outputs"]
+
+
+def spatial_tiles(prompt: dict, first) -> list[np.ndarray]:
+    project = next(k for k, n in prompt.items() if n["class_type"] == "FaceAdapterProject3DLandmarks")
+    compose = next(k for k, n in prompt.items() if n["class_type"] == "FaceAdapterComposeSpatialControl")
+    paste = next(k for k, n in prompt.items() if n["class_type"] == "FaceAdapterPasteGenerated")
+    weights = next(k for k, n in prompt.items() if n["class_type"] == "MaskToImage" and n["inputs"]["mask"] == [paste, 1])
+    return [first("PreviewImage", [project, 1]), first("SaveImage", [compose, 1]),
+            first("PreviewImage", [weights, 0]), first("SaveImage", [paste, 0])]
+
+
+def generation_tiles(prompt: dict, first) -> list[np.ndarray]:
+    project = next(n for n in prompt.values() if n["class_type"] == "FaceAdapterProject3DLandmarks")
+    side = "source_image" if project["inputs"]["task"] == "reenact" else "target_image"
+    photo = prompt[project["inputs"][side][0]]["inputs"]["image"]
+    compose = next(k for k, n in prompt.items() if n["class_type"] == "FaceAdapterComposeSpatialControl")
+    maker = next(k for k, n in prompt.items() if n["class_type"] in ("FaceAdapterBlendFaces", "FaceAdapterRender"))
+    result = next(k for k, n in prompt.items() if n["class_type"] in ("FaceAdapterPasteGenerated", "FaceAdapterRender")
+                  and any(m["class_type"] == "SaveImage" and m["inputs"]["images"] == [k, 0] for m in prompt.values()))
+    original = cv2.imread(str(Path(SERVER_INPUT[0]) / photo))[:, :, ::-1]
+    return [original, first("PreviewImage", [compose, 1]), first("PreviewImage", [maker, 0 if prompt[maker]["class_type"]
+            == "FaceAdapterBlendFaces" else 1]), first("SaveImage", [result, 0])]
+
+
+SERVER_INPUT: list[str] = []
+
+
+def thumbnails(names: tuple[str, ...], models: dict | None, tiles_of) -> None:
     with tempfile.TemporaryDirectory() as work:
-        server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), os.environ["COMFYUI_PYTHON"], Path(work)).start()
+        server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), os.environ["COMFYUI_PYTHON"], Path(work),
+                             models=models).start()
+        SERVER_INPUT[:] = [str(Path(work) / "input")]
         try:
-            for name in NAMES:
+            for name in names:
                 prompt = json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text())
                 for node in prompt.values():
-                    if node["class_type"] == "LoadImage":
-                        sample = node["inputs"]["image"][len("faceadapter_"):-len(".png")]
-                        path = Path(work) / node["inputs"]["image"]
-                        cv2.imwrite(str(path), load_sample(sample)[:, :, ::-1])
-                        node["inputs"]["image"] = server.upload_image(path)
-                result = server.run(prompt, timeout=300)
-                assert result.succeeded, result.error()
-                outputs = server.history(result.prompt_id)["outputs"]
+                    if "steps" in node["inputs"]:
+                        node["inputs"]["steps"] = THUMBNAIL_STEPS
+                prompt, outputs = queue(server, Path(work), prompt)
 
                 def first(title_class: str, source: list) -> np.ndarray:
                     nid = next(k for k, n in prompt.items() if n["class_type"] == title_class
@@ -61,13 +102,7 @@ def main() -> None:
                     data = server.view(outputs[nid]["images"][0])
                     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
 
-                project = next(k for k, n in prompt.items() if n["class_type"] == "FaceAdapterProject3DLandmarks")
-                compose = next(k for k, n in prompt.items() if n["class_type"] == "FaceAdapterComposeSpatialControl")
-                paste = next(k for k, n in prompt.items() if n["class_type"] == "FaceAdapterPasteGenerated")
-                weights = next(k for k, n in prompt.items() if n["class_type"] == "MaskToImage"
-                               and n["inputs"]["mask"] == [paste, 1])
-                tiles = [first("PreviewImage", [project, 1]), first("SaveImage", [compose, 1]),
-                         first("PreviewImage", [weights, 0]), first("SaveImage", [paste, 0])]
+                tiles = tiles_of(prompt, first)
                 sheet = np.concatenate([np.concatenate([tile(t) for t in tiles[:2]], axis=1),
                                         np.concatenate([tile(t) for t in tiles[2:]], axis=1)], axis=0)
                 target = REPO / "workflows" / f"{name}.jpg"
@@ -75,6 +110,21 @@ def main() -> None:
                 print("wrote", target)
         finally:
             server.stop()
+
+
+def main() -> None:
+    only = set(sys.argv[1:])
+    spatial = tuple(n for n in NAMES if not only or n in only)
+    generation = tuple(n for n in GENERATION_NAMES if not only or n in only)
+    if spatial:
+        thumbnails(spatial, None, spatial_tiles)
+    if generation:
+        from conftest import PACK  # noqa: F401
+        from faceadapter_suite.tools.random_models import ensure_random_models
+        from integration.conftest import RANDOM_MODELS_CACHE, random_models_paths
+
+        models = ensure_random_models(RANDOM_MODELS_CACHE / "fp16", dtype="fp16")
+        thumbnails(generation, random_models_paths(models), generation_tiles)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def test_script_writes_the_chosen_components(tmp_path):
     assert sorted(manifest["components"]) == ["empty_prompt", "vae"]
     assert manifest["components"]["vae"]["options"] == {"version": rm.MAKER_VERSION, "tiny": True,
                                                         "dtype": "fp32", "seed": 3}
-    assert (out / "vae" / "faceadapter_random_vae.safetensors").is_file() and "wrote" in result.stdout
+    assert (out / rm.VAE_FILE).is_file() and "wrote" in result.stdout
     again = subprocess.run(cmd + ["--cache"], capture_output=True, text=True, timeout=300)
     assert "vae: up to date" in again.stdout and "empty_prompt: up to date" in again.stdout
 
@@ -160,7 +160,7 @@ def test_tiny_diffusers_folders_load_and_run_finite(tiny):
     for model, expected in ((unet, sd.TINY_UNET_CONFIG), (controlnet, sd.TINY_CONTROLNET_CONFIG)):
         assert {k: model.config[k] for k in expected} == {k: (list(v) if isinstance(v, tuple) else v)
                                                           for k, v in expected.items()}
-    vae_file = out / "vae" / "faceadapter_random_vae.safetensors"
+    vae_file = out / rm.VAE_FILE
     assert sd.vae_config_of(vae_file) == sd.TINY_VAE_CONFIG  # the file names its own config
     vae = AutoencoderKL(**sd.vae_config_of(vae_file)).eval()
     vae.load_state_dict(load_file(str(vae_file)), strict=True)

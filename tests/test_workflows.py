@@ -40,6 +40,11 @@ STOCK_NODES: dict[str, dict[str, Any]] = stock_object_info()
 KNOWN_CHOICES: dict[tuple[str, str], Callable[[], list]] = {
     ("FaceAdapterLoadFaceAnalysis", "backend"): lambda: list(PACK.face.analysis.BACKENDS),
 }
+# Stock model dropdowns list the user's model folders (empty when captured): any model file name is accepted.
+MODEL_FILE_WIDGETS = {("VAELoader", "vae_name"), ("CheckpointLoaderSimple", "ckpt_name"), ("LoraLoader", "lora_name"),
+                      ("UNETLoader", "unet_name"), ("ControlNetLoader", "control_net_name"),
+                      ("CLIPVisionLoader", "clip_name")}
+MODEL_FILE = re.compile(r".+\.(safetensors|ckpt|pt|pth|bin|sft)$", re.IGNORECASE)
 # Frontend-only nodes: saved in the UI format, never sent to the server.
 VIRTUAL_NODES = {"Note": ["text"], "MarkdownNote": ["text"]}
 CONTROL_CHOICES = ["fixed", "increment", "decrement", "randomize"]
@@ -86,7 +91,8 @@ def contract(class_type: str) -> Contract:
             kind, options, _ = specs[name]
             known = KNOWN_CHOICES.get((class_type, name))
             choices = known() if known else (list(kind) if isinstance(kind, list) else options.get("options"))
-            c.widgets.append(Widget(name, convert.widget_kind(kind), options, choices))
+            kind_name = "MODELFILE" if (class_type, name) in MODEL_FILE_WIDGETS else convert.widget_kind(kind)
+            c.widgets.append(Widget(name, kind_name, options, choices))
         elif name == "upload":
             c.widgets.append(Widget(name, "IMAGEUPLOAD", {}, serialize=False))
         elif name == "control_after_generate":  # the value control the frontend adds after a seed / combo
@@ -103,6 +109,8 @@ def widget_problem(w: Widget, value: Any) -> Optional[str]:
         if w.choices:
             return None if value in w.choices else f"{value!r} not one of {w.choices}"
         return None if isinstance(value, str) and IMAGE_NAME.match(value) else f"{value!r} is not an image file name"
+    if w.kind == "MODELFILE":
+        return None if isinstance(value, str) and MODEL_FILE.match(value) else f"{value!r} is not a model file name"
     if w.kind == "IMAGEUPLOAD":
         return None if value == "image" else f"upload button value {value!r} (the frontend saves 'image')"
     if w.kind == "BOOLEAN":
@@ -310,10 +318,7 @@ def run_prompt(prompt: dict) -> tuple[dict[str, tuple], dict[str, Any]]:
 def test_workflows_exist():
     assert NAMES, f"no workflows in {WORKFLOW_DIR}"
     used = {node["type"] for p in UI_FILES for node in load_json(p)["nodes"]}
-    # Generation templates (reenact / swap) arrive with the maker's random models; until then the
-    # generation nodes are exempt here (removed again in the commit that adds the templates).
-    generation = set(PACK.nodes.generation.NODE_CLASS_MAPPINGS)
-    stages = {k for k in PACK.NODE_CLASS_MAPPINGS if k != "FaceAdapterModelCache"} - generation
+    stages = {k for k in PACK.NODE_CLASS_MAPPINGS if k != "FaceAdapterModelCache"}
     assert stages <= used, f"nodes no example workflow shows: {sorted(stages - used)}"
 
 
@@ -386,8 +391,13 @@ def test_problems_are_found():
     assert "widgets_values" in problems and "LATENT" in problems
 
 
+# Templates that sample (stock KSampler / loaders, or Render) need ComfyUI itself: tier 2 runs them for real.
+STAND_IN_NAMES = [n for n in NAMES if {node["class_type"] for node in load_json(API_DIR / f"{n}.json").values()}
+                  <= (set(PACK.NODE_CLASS_MAPPINGS) - {"FaceAdapterRender"}) | set(_stock_impl())]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="needs mediapipe")
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", STAND_IN_NAMES)
 def test_api_twin_runs_through_node_classes(name):
     """Each prompt runs with the pack's classes; image outputs have the expected sizes."""
     import torch
@@ -416,3 +426,14 @@ def test_api_twin_runs_through_node_classes(name):
             outside = weights == 0
             assert torch.equal(pasted[outside], base[outside]), "the right frames, untouched outside the mask"
             assert ((weights > 0.05) & (weights < 0.95)).sum() > 100, "a soft edge"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_templates_name_model_files_not_install_hints(name):
+    """A model dropdown's default is an install hint where the file is absent; templates must carry the file's
+    own name, which every install lists (the manifest path comes first in each dropdown)."""
+    from faceadapter_suite.core.model_paths import NOT_INSTALLED
+
+    hints = [(n["id"], v) for n in load_json(WORKFLOW_DIR / f"{name}.json")["nodes"]
+             for v in n.get("widgets_values") or [] if isinstance(v, str) and v.startswith(NOT_INSTALLED)]
+    assert hints == []

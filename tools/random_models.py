@@ -8,7 +8,7 @@ formats with small configs for tier-1 tests. Output is a ComfyUI-style models fo
     OUT/faceadapter/{net_id2token.pth, net_image2token.pth, net_seg_res18.pth, controlnet/,
                      pretrained_unet/, vision_encoder/, empty_prompt_embedding.pth, third_party/...}
     OUT/checkpoints/faceadapter_random_sd15.safetensors   (full size only; ComfyUI detects SD15)
-    OUT/vae/faceadapter_random_vae.safetensors            (diffusers AutoencoderKL keys)
+    OUT/vae/vae-ft-mse-840000-ema-pruned.safetensors      (diffusers AutoencoderKL keys; the name templates use)
     OUT/manifest.json                                     (files, sizes, seeds, options, maker version)
 
 Every tensor is drawn from its own generator seeded by (seed, component, key), so a file depends only
@@ -38,11 +38,11 @@ __all__ = ["MAKER_VERSION", "COMPONENTS", "GROUPS", "DTYPES", "WEIGHT_STD", "CHE
            "random_tensor", "layout_of", "planned_layout", "FULL_SIZE_ONLY", "checkpoint_layout",
            "resolve_components"]
 
-MAKER_VERSION = "2"  # bump when any file's contents or layout change: cached folders are then rewritten
+MAKER_VERSION = "3"  # bump when any file's contents or layout change: cached folders are then rewritten
 WEIGHT_STD = 0.02
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 CHECKPOINT_FILE = "checkpoints/faceadapter_random_sd15.safetensors"
-VAE_FILE = "vae/faceadapter_random_vae.safetensors"
+VAE_FILE = "vae/vae-ft-mse-840000-ema-pruned.safetensors"  # sd-vae-ft-mse's usual file name, so the templates run on it
 RESNET18_FILE = "faceadapter/third_party/resnet18-5c106cde.pth"  # upstream's BiSeNet reads it; not in our manifest
 SYNTHETIC_BFM = Path(__file__).resolve().parents[1] / "tests/data/reference/parity/bfm_synthetic_front.mat"
 MANIFEST_NAME = "manifest.json"

@@ -55,7 +55,7 @@ class RunResult:
 
 
 class ComfyServer:
-    def __init__(self, comfy_path: Path, python: str, workdir: Path, models: dict[str, Path] | None = None):
+    def __init__(self, comfy_path: Path, python: str, workdir: Path, models: dict[str, Path | list[Path]] | None = None):
         self.comfy_path, self.python, self.workdir = Path(comfy_path), python, Path(workdir)
         self.port = _free_port()
         self.client_id = uuid.uuid4().hex
@@ -74,8 +74,12 @@ class ComfyServer:
         for sub in ("faceadapter", "fadm", "insightface", "mediapipe", "input", "output", "user", "custom_nodes"):
             (self.workdir / ("models/" + sub if sub in ("faceadapter", "fadm", "insightface", "mediapipe") else sub)).mkdir(parents=True, exist_ok=True)
         lines = ["faceadapter_tier2:", f"    custom_nodes: {packs}"]
-        for kind, path in self._extra_models.items():
-            lines.append(f"    {kind}: {path}")
+        for kind, paths in self._extra_models.items():
+            if isinstance(paths, (list, tuple)):  # several folders for one kind: a YAML block, one per line
+                lines.append(f"    {kind}: |")
+                lines += [f"        {p}" for p in paths]
+            else:
+                lines.append(f"    {kind}: {paths}")
         config = self.workdir / "extra_model_paths.yaml"
         config.write_text("\n".join(lines) + "\n")
         return config

@@ -40,10 +40,16 @@ def configured_faceadapter_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def comfy(tmp_path_factory, configured_faceadapter_dir):
+def comfy(tmp_path_factory, configured_faceadapter_dir, random_models_dir):
+    """The session's ComfyUI: the user-configured stage-1 folder first, then the maker's full-size random
+    Face-Adapter files, SD1.5 checkpoint, VAE and a random LoRA, so every template runs."""
     workdir = tmp_path_factory.mktemp("comfyui")
+    loras = tmp_path_factory.mktemp("loras")
+    write_random_lora(loras / RANDOM_LORA)
+    paths = random_models_paths(random_models_dir)
     server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), os.environ["COMFYUI_PYTHON"], workdir,
-                         models={"faceadapter": configured_faceadapter_dir})
+                         models={**paths, "faceadapter": [configured_faceadapter_dir, paths["faceadapter"]],
+                                 "loras": loras})
     server.start()
     yield server
     server.stop()
@@ -64,6 +70,34 @@ def random_models_dir() -> Path:
     from faceadapter_suite.tools.random_models import ensure_random_models
 
     return ensure_random_models(RANDOM_MODELS_CACHE / "fp16", dtype="fp16")
+
+
+RANDOM_LORA = "faceadapter_random_lora.safetensors"
+
+
+def write_random_lora(path: Path) -> None:
+    """A kohya-format SD1.5 LoRA on the first down block's and the middle block's attention (rank 4)."""
+    import torch
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(5)
+    state = {}
+    for block, width in (("down_blocks_0_attentions_0", 320), ("mid_block_attentions_0", 1280)):
+        for proj, fan_in in (("attn1_to_q", width), ("attn1_to_v", width), ("attn2_to_k", 768), ("attn2_to_v", 768)):
+            key = f"lora_unet_{block}_transformer_blocks_0_{proj}"
+            state[f"{key}.lora_down.weight"] = torch.randn(4, fan_in, generator=g).half() * 0.2
+            state[f"{key}.lora_up.weight"] = torch.randn(width, 4, generator=g).half() * 0.2
+            state[f"{key}.alpha"] = torch.tensor(4.0).half()
+    save_file(state, str(path))
+
+
+def quick(prompt: dict, steps: int = 1) -> dict:
+    """The prompt with every sampler's steps set to ``steps``: templates keep upstream's 25, a CPU test
+    runs full-size random models at 512² with 1."""
+    for node in prompt.values():
+        if isinstance(node["inputs"].get("steps"), int):
+            node["inputs"]["steps"] = steps
+    return prompt
 
 
 def random_models_paths(models: Path) -> dict[str, Path]:

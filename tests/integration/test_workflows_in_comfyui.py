@@ -20,6 +20,7 @@ from conftest import PACK
 from test_workflows import API_DIR, NAMES, SAMPLE_IMAGE, STOCK_NODES, WORKFLOW_DIR, load_json
 
 from .comfy_server import PACK_DIR_NAME, RunResult
+from .conftest import quick
 
 PROGRESS_CLASSES = {"FaceAdapterDetectFaces", "FaceAdapterCropFaces", "FaceAdapterPasteFaces",
                     "FaceAdapterProject3DLandmarks", "FaceAdapterPredictAdaptingArea", "FaceAdapterPasteGenerated"}
@@ -90,6 +91,11 @@ class Run:
             return [(512, 512)] * len(self.expected_sides(project["target_image"]))
         if kind == "FaceAdapterDetectFaces":
             return [None] * len(self.expected_sides(inputs["image"]))
+        if kind == "FaceAdapterBlendFaces" or (kind == "FaceAdapterRender" and ref[1] == 1):  # a crop per pair
+            return self.expected_sides(inputs["spatial"][:1] + [1])
+        if kind == "FaceAdapterRender":  # pasted like Paste Generated Faces
+            project = self.project(inputs["spatial"])
+            return [self.expected_sides(inputs["image"])[0]] * len(self.expected_sides(project["target_image"]))
         raise AssertionError(f"no size rule for {kind}")
 
 
@@ -106,7 +112,7 @@ def runs(comfy, tmp_path_factory):
     def get(name: str) -> Run:
         if name in done:
             return done[name]
-        prompt = load_json(API_DIR / f"{name}.json")
+        prompt = quick(load_json(API_DIR / f"{name}.json"))  # generation templates: 1 step on a CPU
         frames: dict[str, np.ndarray] = {}
         for node in prompt.values():
             if node["class_type"] == "LoadImage":
@@ -117,7 +123,7 @@ def runs(comfy, tmp_path_factory):
                 node["inputs"]["image"] = comfy.upload_image(path)
                 frames[node["inputs"]["image"]] = rgb
         workflow = load_json(WORKFLOW_DIR / f"{name}.json")
-        first = comfy.run(prompt, timeout=300, workflow=workflow)
+        first = comfy.run(prompt, timeout=900, workflow=workflow)
         assert first.succeeded, (first.error(), comfy.log()[-3000:])
         history = comfy.history(first.prompt_id)
         second = comfy.run(prompt, timeout=300, workflow=workflow)

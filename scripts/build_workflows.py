@@ -1,0 +1,185 @@
+"""Write the Face-Adapter generation templates (workflows/<name>.json, UI format) from compact specs.
+
+Sockets, widget order and output types come from the node classes (and the stock-node contracts the
+tier-1 workflow tests keep), so a template always matches the nodes it shows. Afterwards run
+``python scripts/workflow_api_twins.py`` for the API twins.
+
+    python scripts/build_workflows.py
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import conftest  # noqa: E402,F401  (imports the pack as faceadapter_suite)
+from test_workflows import WORKFLOW_DIR, contract  # noqa: E402
+from faceadapter_suite.core.model_paths import NOT_INSTALLED  # noqa: E402
+
+Node = tuple[int, str, tuple[int, int], Optional[str], dict[str, Any]]
+Link = tuple[int, int, int, str]  # from node, from slot, to node, to input name
+
+MESH = "mediapipe_mesh (licence-clean)"
+VAE_NAME = "vae-ft-mse-840000-ema-pruned.safetensors"
+
+
+def build(nodes: list[Node], links: list[Link], groups: list[tuple[str, list[int], str]]) -> dict:
+    """A UI workflow (version 0.4) from nodes, links and groups (title, [x, y, w, h], colour)."""
+    contracts = {nid: contract(kind) for nid, kind, *_ in nodes}
+    link_rows = []
+    inputs: dict[int, list[dict]] = {}
+    outputs: dict[int, list[dict]] = {}
+    for nid, kind, *_ in nodes:
+        c = contracts[nid]
+        inputs[nid] = [{"name": name, "type": kind_, "link": None} for name, (kind_, _) in c.sockets.items()]
+        outputs[nid] = [{"name": name, "type": kind_, "links": None, "slot_index": i}
+                        for i, (name, kind_) in enumerate(c.outputs)]
+    for lid, (src, slot, dst, name) in enumerate(links, start=1):
+        kind = contracts[src].outputs[slot][1]
+        index = next(i for i, s in enumerate(inputs[dst]) if s["name"] == name)
+        inputs[dst][index]["link"] = lid
+        outputs[src][slot]["links"] = (outputs[src][slot]["links"] or []) + [lid]
+        link_rows.append([lid, src, slot, dst, index, kind])
+    order = _topological(nodes, links)
+    ui_nodes = []
+    for nid, kind, pos, title, values in nodes:
+        c = contracts[nid]
+        widgets = [_widget_value(w, values) for w in c.widgets]
+        height = 46 + 26 * max(len(inputs[nid]), len(outputs[nid])) + 26 * len(widgets)
+        node = {"id": nid, "type": kind, "pos": list(pos), "size": [320, height], "flags": {},
+                "order": order[nid], "mode": 0, "inputs": inputs[nid], "outputs": outputs[nid],
+                "properties": {"Node name for S&R": kind}, "widgets_values": widgets}
+        if title:
+            node["title"] = title
+        ui_nodes.append(node)
+    return {"last_node_id": max(n[0] for n in nodes), "last_link_id": len(link_rows), "nodes": ui_nodes,
+            "links": link_rows,
+            "groups": [{"id": i, "title": t, "bounding": b, "color": col, "font_size": 24, "flags": {}}
+                       for i, (t, b, col) in enumerate(groups, start=1)],
+            "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [200, 100]}}, "version": 0.4}
+
+
+def _widget_value(w, values: dict) -> Any:
+    if w.name in values:
+        return values[w.name]
+    if w.name == "control_after_generate":
+        return "fixed"
+    if w.name == "upload":
+        return "image"
+    if "default" in w.options and not str(w.options["default"]).startswith(NOT_INSTALLED):
+        return w.options["default"]  # (a model dropdown's default says "not installed" here: take its manifest path)
+    if w.choices:
+        return w.choices[0]
+    raise KeyError(f"no value for widget {w.name}")
+
+
+def _topological(nodes: list[Node], links: list[Link]) -> dict[int, int]:
+    pending = {n[0] for n in nodes}
+    deps = {n[0]: {src for src, _, dst, _ in links if dst == n[0]} for n in nodes}
+    order: dict[int, int] = {}
+    while pending:
+        ready = sorted(n for n in pending if deps[n] <= set(order))
+        for n in ready:
+            order[n] = len(order)
+        pending -= set(ready)
+    return order
+
+
+def spatial_part(task: str) -> tuple[list[Node], list[Link]]:
+    """Faces and the spatial condition: the part every Face-Adapter template shares."""
+    source_title = "Source: identity" if task == "swap" else "Source: the face to animate"
+    target_title = "Target: the face to replace" if task == "swap" else "Target: pose and expression"
+    nodes: list[Node] = [
+        (1, "LoadImage", (0, 60), source_title, {"image": "faceadapter_grace_hopper.png"}),
+        (2, "LoadImage", (0, 520), target_title, {"image": "faceadapter_astronaut.png"}),
+        (3, "FaceAdapterLoadFaceAnalysis", (300, 360), None, {"backend": "mediapipe", "recognition": False}),
+        (4, "FaceAdapterDetectFaces", (660, 60), None, {"preview": False}),
+        (5, "FaceAdapterDetectFaces", (660, 520), None, {"preview": False}),
+        (6, "FaceAdapterSelectFace", (1000, 60), None, {}),
+        (7, "FaceAdapterSelectFace", (1000, 520), None, {}),
+        (8, "FaceAdapterLoad3DReconstructor", (1000, 900), None, {"method": MESH}),
+        (9, "FaceAdapterProject3DLandmarks", (1360, 60), None, {"task": task}),
+        (10, "FaceAdapterPredictAdaptingArea", (1360, 520), None, {}),
+        (11, "FaceAdapterComposeSpatialControl", (1720, 60), None, {}),
+    ]
+    links: list[Link] = [(1, 0, 4, "image"), (3, 0, 4, "analysis"), (2, 0, 5, "image"), (3, 0, 5, "analysis"),
+                         (4, 0, 6, "faces"), (5, 0, 7, "faces"), (8, 0, 9, "reconstructor"), (1, 0, 9, "source_image"),
+                         (6, 0, 9, "source_faces"), (2, 0, 9, "target_image"), (7, 0, 9, "target_faces"),
+                         (9, 0, 10, "landmarks"), (9, 0, 11, "landmarks"), (10, 0, 11, "area")]
+    return nodes, links
+
+
+def encoders() -> tuple[list[Node], list[Link]]:
+    nodes: list[Node] = [
+        (12, "FaceAdapterLoad", (1720, 520), None, {}),
+        (13, "FaceAdapterLoadUNet", (1720, 980), None, {}),
+        (14, "VAELoader", (1720, 1120), None, {"vae_name": VAE_NAME}),
+        (15, "FaceAdapterEncodeIdentity", (2080, 60), None, {}),
+        (16, "FaceAdapterEncodeAttributes", (2080, 360), None, {}),
+    ]
+    links: list[Link] = [(11, 0, 15, "spatial"), (12, 0, 15, "face_adapter"),
+                         (11, 0, 16, "spatial"), (12, 0, 16, "face_adapter")]
+    return nodes, links
+
+
+GROUPS = [("Faces", [-10, -10, 1330, 1240], "#3f789e"), ("Spatial condition", [1340, -10, 720, 1240], "#A88"),
+          ("Face-Adapter", [2070, -10, 1480, 1240], "#8A8")]
+
+
+def reenact_native() -> dict:
+    """Reenactment node by node: Apply -> stock KSampler (upstream: euler, 25 steps, CFG 5) -> VAE Decode
+    -> Blend -> Paste Generated Faces into the source image."""
+    nodes, links = spatial_part("reenact")
+    more, more_links = encoders()
+    nodes += more + [
+        (17, "FaceAdapterApply", (2440, 60), None, {}),
+        (18, "KSampler", (2800, 60), None, {"seed": 0, "steps": 25, "cfg": 5.0, "sampler_name": "euler",
+                                             "scheduler": "normal", "denoise": 1.0}),
+        (19, "VAEDecode", (3160, 60), None, {}),
+        (20, "FaceAdapterBlendFaces", (3160, 220), None, {}),
+        (21, "FaceAdapterPasteGenerated", (3160, 420), None, {}),
+        (22, "SaveImage", (3520, 60), "Result: source animated", {"filename_prefix": "FaceAdapter/reenact"}),
+        (23, "PreviewImage", (2080, 700), "Control image", {}),
+        (24, "PreviewImage", (3520, 520), "Generated crop", {}),
+    ]
+    links += more_links + [
+        (11, 0, 17, "spatial"), (15, 0, 17, "identity"), (16, 0, 17, "attributes"), (12, 1, 17, "control_net"),
+        (12, 0, 17, "face_adapter"),
+        (13, 0, 18, "model"), (17, 0, 18, "positive"), (17, 1, 18, "negative"), (17, 2, 18, "latent_image"),
+        (18, 0, 19, "samples"), (14, 0, 19, "vae"),
+        (11, 0, 20, "spatial"), (19, 0, 20, "images"),
+        (11, 0, 21, "spatial"), (1, 0, 21, "image"), (20, 0, 21, "crops"), (20, 1, 21, "mask"),
+        (21, 0, 22, "images"), (11, 1, 23, "images"), (20, 0, 24, "images"),
+    ]
+    return build(nodes, links, GROUPS)
+
+
+def swap_render() -> dict:
+    """Swapping with the one-node renderer: Render samples, decodes, blends and pastes into the target."""
+    nodes, links = spatial_part("swap")
+    more, more_links = encoders()
+    nodes += more + [
+        (17, "FaceAdapterRender", (2440, 60), None, {"seed": 0, "steps": 25, "cfg": 5.0}),
+        (18, "SaveImage", (2800, 60), "Result: swapped", {"filename_prefix": "FaceAdapter/swap"}),
+        (19, "PreviewImage", (2800, 520), "Generated crop", {}),
+        (20, "PreviewImage", (2080, 700), "Control image", {}),
+    ]
+    links += more_links + [
+        (11, 0, 17, "spatial"), (15, 0, 17, "identity"), (16, 0, 17, "attributes"), (12, 1, 17, "control_net"),
+        (12, 0, 17, "face_adapter"), (2, 0, 17, "image"), (13, 0, 17, "model"), (14, 0, 17, "vae"),
+        (17, 0, 18, "images"), (17, 1, 19, "images"), (11, 1, 20, "images"),
+    ]
+    return build(nodes, links, GROUPS)
+
+
+TEMPLATES = {"faceadapter_reenact": reenact_native, "faceadapter_swap": swap_render}
+
+if __name__ == "__main__":
+    for name, make in TEMPLATES.items():
+        path = WORKFLOW_DIR / f"{name}.json"
+        path.write_text(json.dumps(make(), indent=1) + "\n")
+        print("wrote", path)
