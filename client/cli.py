@@ -116,7 +116,7 @@ def _build_jobs(args: argparse.Namespace, prompt: dict, workflow: dict, object_i
             more = list(extra)
             if batch_file is not None:
                 target = parse_set(args.batch_input + "=x")
-                more.append(Override(target.node, target.input, uploads(api, batch_file)))
+                more.append(Override(target.node, target.input, uploads(api, batch_file), server_name=True))
             return apply_overrides(prompt, overrides + more, object_info, upload=lambda p: uploads(api, p))
         return run
 
@@ -127,8 +127,10 @@ def _build_jobs(args: argparse.Namespace, prompt: dict, workflow: dict, object_i
         return [Job(args.workflow.stem, prepare(fixed, None), workflow)]
     if not args.batch_input:
         raise OverrideError("--batch-dir needs --batch-input NODE.INPUT (the input each image goes to)")
-    parse_set(args.batch_input + "=x")
-    return [Job(path.stem, prepare(fixed, path), workflow) for path in images_in(args.batch_dir)]
+    files = images_in(args.batch_dir)
+    target = parse_set(args.batch_input + "=" + str(files[0]))
+    apply_overrides(prompt, [target], object_info, upload=lambda p: p.name)  # the target exists and takes a file
+    return [Job(path.stem, prepare(fixed, path), workflow) for path in files]
 
 
 def _warner(args: argparse.Namespace) -> Optional[Any]:

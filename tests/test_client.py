@@ -485,3 +485,12 @@ def test_client_folder_runs_alone(tmp_path, entry):
     bad = subprocess.run([sys.executable, "-E", "-s", *command, "convert", str(template), "--object-info", "missing.json"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "missing.json: no such file" in bad.stderr
+
+
+def test_server_names_are_not_taken_for_local_files(prompt, tmp_path, monkeypatch):
+    """A batch file already uploaded keeps its server name even when the working folder holds a file so named."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photo.png").write_bytes(b"a different photo")
+    item = overrides.Override("Source: identity", "image", "photo.png", server_name=True)
+    out = overrides.apply_overrides(prompt, [item], OBJECT_INFO, upload=lambda p: pytest.fail("uploaded again"))
+    assert out["1"]["inputs"]["image"] == "photo.png"
