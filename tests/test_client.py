@@ -494,3 +494,18 @@ def test_server_names_are_not_taken_for_local_files(prompt, tmp_path, monkeypatc
     item = overrides.Override("Source: identity", "image", "photo.png", server_name=True)
     out = overrides.apply_overrides(prompt, [item], OBJECT_INFO, upload=lambda p: pytest.fail("uploaded again"))
     assert out["1"]["inputs"]["image"] == "photo.png"
+
+
+def test_unreachable_server_exits_3(tmp_path, capsys):
+    """Nothing listens on the port: exit code 3 and the URL in the message, before anything is queued."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    (tmp_path / "object_info.json").write_text(json.dumps(OBJECT_INFO))
+    template = str(REPO / "workflows" / "faceadapter_video_tracking.json")
+    code = CLIENT.cli.main(["run", template, "--server", f"http://127.0.0.1:{port}", "--quiet",
+                            "--object-info", str(tmp_path / "object_info.json"), "--out", str(tmp_path)])
+    assert code == 3 and f"ws://127.0.0.1:{port}/ws?clientId=" in capsys.readouterr().err
+    assert CLIENT.cli.main(["run", template, "--server", f"http://127.0.0.1:{port}"]) == 3  # /object_info fetch
+    assert f"http://127.0.0.1:{port}/object_info: cannot reach the server" in capsys.readouterr().err
