@@ -509,3 +509,33 @@ def test_unreachable_server_exits_3(tmp_path, capsys):
     assert code == 3 and f"ws://127.0.0.1:{port}/ws?clientId=" in capsys.readouterr().err
     assert CLIENT.cli.main(["run", template, "--server", f"http://127.0.0.1:{port}"]) == 3  # /object_info fetch
     assert f"http://127.0.0.1:{port}/object_info: cannot reach the server" in capsys.readouterr().err
+
+
+def test_interrupted_prompt_exits_nonzero(prompt):
+    """An interrupt (Cancel in the frontend, /interrupt) ends the prompt without success: exit 1."""
+    messages = recorded("messages_success.json")
+    pid = prompt_id_of(messages)
+    cut = [m for m in messages if m["type"] not in ("executed", "execution_success")][:12]
+    cut.append({"type": "execution_interrupted", "data": {"prompt_id": pid, "node_id": "9",
+                                                          "node_type": "FaceAdapterProject3DLandmarks", "executed": []}})
+    outcome = follow.follow(cut, pid, prompt)
+    assert outcome.status == "interrupted" and follow.exit_code([outcome]) == 1
+    assert follow.describe_error(outcome, prompt) == \
+        "execution_interrupted at node 9 (FaceAdapterProject3DLandmarks, 'Project 3D Landmarks (FaceAdapter)')"
+
+
+def test_progress_bar_redraws_one_line_on_a_terminal():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    bar = follow.ProgressBar(stream, width=10)
+    bar.show("", "9", "9 (Project)", 1, 4)
+    bar.show("", "9", "9 (Project)", 4, 4)
+    bar.finish("", "success")
+    assert stream.getvalue() == ("\rnode 9 (Project) [##........] 1/4"
+                                 "\rnode 9 (Project) [##########] 4/4"
+                                 "\rsuccess                          \n")
