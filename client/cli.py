@@ -101,11 +101,14 @@ def _build_jobs(args: argparse.Namespace, prompt: dict, workflow: dict, object_i
     frames = images_in(args.frames) if args.frames else []
     if args.frames_input and not args.frames:
         raise OverrideError("--frames-input needs --frames DIR")
-    frames_target = parse_set(args.frames_input + "=" + args.frames.name) if args.frames_input else None
+    fixed = []  # the frames sub-folder, as the server names it
+    if args.frames_input:
+        target = parse_set(args.frames_input + "=x")
+        fixed.append(Override(target.node, target.input, args.frames.name, server_name=True))
     for path in args.upload:
         if not path.is_file():
             raise ConversionError(f"--upload {path}: no such file")
-    apply_overrides(prompt, overrides, object_info, upload=lambda p: p.name)  # fail early, before any upload
+    apply_overrides(prompt, overrides + fixed, object_info, upload=lambda p: p.name)  # fail early, before uploads
 
     def prepare(extra: list[Override], batch_file: Optional[Path]) -> Any:
         def run(api: ComfyAPI) -> dict:
@@ -116,19 +119,20 @@ def _build_jobs(args: argparse.Namespace, prompt: dict, workflow: dict, object_i
             more = list(extra)
             if batch_file is not None:
                 target = parse_set(args.batch_input + "=x")
-                more.append(Override(target.node, target.input, uploads(api, batch_file)))
+                more.append(Override(target.node, target.input, uploads(api, batch_file), server_name=True))
             return apply_overrides(prompt, overrides + more, object_info, upload=lambda p: uploads(api, p))
         return run
 
-    fixed = [frames_target] if frames_target else []
     if args.batch_dir is None:
         if args.batch_input:
             raise OverrideError("--batch-input needs --batch-dir DIR")
         return [Job(args.workflow.stem, prepare(fixed, None), workflow)]
     if not args.batch_input:
         raise OverrideError("--batch-dir needs --batch-input NODE.INPUT (the input each image goes to)")
-    parse_set(args.batch_input + "=x")
-    return [Job(path.stem, prepare(fixed, path), workflow) for path in images_in(args.batch_dir)]
+    files = images_in(args.batch_dir)
+    target = parse_set(args.batch_input + "=" + str(files[0]))
+    apply_overrides(prompt, [target], object_info, upload=lambda p: p.name)  # the target exists and takes a file
+    return [Job(path.stem, prepare(fixed, path), workflow) for path in files]
 
 
 def _warner(args: argparse.Namespace) -> Optional[Any]:

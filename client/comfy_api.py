@@ -120,5 +120,8 @@ class ComfyAPI:
 
     def websocket(self, timeout: Optional[float] = 30.0) -> WebSocket:
         parts = urllib.parse.urlsplit(self.url("/ws", {"clientId": self.client_id}))
-        scheme = "wss" if parts.scheme == "https" else "ws"
-        return WebSocket(urllib.parse.urlunsplit((scheme,) + tuple(parts[1:])), timeout=timeout)
+        url = urllib.parse.urlunsplit(("wss" if parts.scheme == "https" else "ws",) + tuple(parts[1:]))
+        try:
+            return WebSocket(url, timeout=timeout)
+        except OSError as exc:  # refused, unreachable, or not a websocket endpoint
+            raise ServerError(f"websocket {url}: cannot connect ({exc})") from None

@@ -27,6 +27,7 @@ class Override:
     node: str
     input: str
     value: str
+    server_name: bool = False  # the value already names a file on the server (never a local path)
 
     def __str__(self) -> str:
         return f"{self.node}.{self.input}={self.value}"
@@ -121,7 +122,7 @@ def apply_overrides(prompt: dict, overrides: list[Override], object_info: Option
         path = Path(item.value).expanduser()
         is_upload = any(options.get(o) for o in UPLOAD_OPTIONS) or (
             spec is None and isinstance(current, str) and Path(current).suffix.lower() in IMAGE_SUFFIXES)
-        if is_upload and path.is_file():
+        if is_upload and not item.server_name and path.is_file():
             if upload is None:
                 raise OverrideError(f"{where}: {path} is a local file but no server to upload it to")
             inputs[item.input] = upload(path)

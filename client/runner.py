@@ -7,6 +7,7 @@ the shortest ``/queue``; a job's uploads go to the server that runs it.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -135,7 +136,7 @@ def run_jobs(jobs: list[Job], apis: list[ComfyAPI], out_dir: Path, schedule: str
                 prompt_id = api.queue_prompt(job.prompt, job.workflow)
             except PromptRejected as exc:
                 outcome = Outcome(None, "rejected", exc.reply)
-                log_error(log, job, outcome)
+                log_error(job, outcome)
                 outcomes.append(outcome)
                 continue
             label = f"[{job.name} @ {api.base}]" if len(jobs) > 1 or len(apis) > 1 else ""
@@ -152,16 +153,15 @@ def run_jobs(jobs: list[Job], apis: list[ComfyAPI], out_dir: Path, schedule: str
                 for path in outcome.files:
                     log(path)
             else:
-                log_error(log, job, outcome)
+                log_error(job, outcome)
     finally:
         for listener in listeners.values():
             listener.close()
     return outcomes
 
 
-def log_error(log: Callable[[str], None], job: Job, outcome: Outcome) -> None:
-    import sys
-
+def log_error(job: Job, outcome: Outcome) -> None:
+    """The failure on stderr: job, server, then the node and message (see follow.describe_error)."""
     print(f"error: {job.name} on {job.server}: {describe_error(outcome, job.prompt)}", file=sys.stderr)
 
 

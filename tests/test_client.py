@@ -485,3 +485,57 @@ def test_client_folder_runs_alone(tmp_path, entry):
     bad = subprocess.run([sys.executable, "-E", "-s", *command, "convert", str(template), "--object-info", "missing.json"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "missing.json: no such file" in bad.stderr
+
+
+def test_server_names_are_not_taken_for_local_files(prompt, tmp_path, monkeypatch):
+    """A batch file already uploaded keeps its server name even when the working folder holds a file so named."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photo.png").write_bytes(b"a different photo")
+    item = overrides.Override("Source: identity", "image", "photo.png", server_name=True)
+    out = overrides.apply_overrides(prompt, [item], OBJECT_INFO, upload=lambda p: pytest.fail("uploaded again"))
+    assert out["1"]["inputs"]["image"] == "photo.png"
+
+
+def test_unreachable_server_exits_3(tmp_path, capsys):
+    """Nothing listens on the port: exit code 3 and the URL in the message, before anything is queued."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    (tmp_path / "object_info.json").write_text(json.dumps(OBJECT_INFO))
+    template = str(REPO / "workflows" / "faceadapter_video_tracking.json")
+    code = CLIENT.cli.main(["run", template, "--server", f"http://127.0.0.1:{port}", "--quiet",
+                            "--object-info", str(tmp_path / "object_info.json"), "--out", str(tmp_path)])
+    assert code == 3 and f"ws://127.0.0.1:{port}/ws?clientId=" in capsys.readouterr().err
+    assert CLIENT.cli.main(["run", template, "--server", f"http://127.0.0.1:{port}"]) == 3  # /object_info fetch
+    assert f"http://127.0.0.1:{port}/object_info: cannot reach the server" in capsys.readouterr().err
+
+
+def test_interrupted_prompt_exits_nonzero(prompt):
+    """An interrupt (Cancel in the frontend, /interrupt) ends the prompt without success: exit 1."""
+    messages = recorded("messages_success.json")
+    pid = prompt_id_of(messages)
+    cut = [m for m in messages if m["type"] not in ("executed", "execution_success")][:12]
+    cut.append({"type": "execution_interrupted", "data": {"prompt_id": pid, "node_id": "9",
+                                                          "node_type": "FaceAdapterProject3DLandmarks", "executed": []}})
+    outcome = follow.follow(cut, pid, prompt)
+    assert outcome.status == "interrupted" and follow.exit_code([outcome]) == 1
+    assert follow.describe_error(outcome, prompt) == \
+        "execution_interrupted at node 9 (FaceAdapterProject3DLandmarks, 'Project 3D Landmarks (FaceAdapter)')"
+
+
+def test_progress_bar_redraws_one_line_on_a_terminal():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    bar = follow.ProgressBar(stream, width=10)
+    bar.show("", "9", "9 (Project)", 1, 4)
+    bar.show("", "9", "9 (Project)", 4, 4)
+    bar.finish("", "success")
+    assert stream.getvalue() == ("\rnode 9 (Project) [##........] 1/4"
+                                 "\rnode 9 (Project) [##########] 4/4"
+                                 "\rsuccess                          \n")

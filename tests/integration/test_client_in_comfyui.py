@@ -173,14 +173,19 @@ def test_live_object_info_converts_every_template_to_its_twin(comfy):
 
 
 def test_frames_folder_is_uploaded_into_a_subfolder(comfy, photos, tmp_path):
-    """--frames uploads every frame into input/<folder name>/, where LoadImage finds them by sub-path."""
+    """--frames uploads every frame into input/<folder name>/, where LoadImage finds them by sub-path;
+    --previews downloads the preview images as well."""
     frames = tmp_path / "clip_frames"
     frames.mkdir()
     for i, sample in enumerate(("astronaut", "t1", "grace_hopper")):
         (frames / f"frame_{i:03d}.png").write_bytes(photos[sample].read_bytes())
-    result = client("run", str(TEMPLATE), "--server", url(comfy), "--out", str(tmp_path / "out"), "--quiet",
+    out = tmp_path / "out"
+    result = client("run", str(TEMPLATE), "--server", url(comfy), "--out", str(out), "--quiet", "--previews",
                     "--frames", str(frames), "--set", "Source: identity.image=clip_frames/frame_002.png",
                     "--set", "Target: pose and expression.image=clip_frames/frame_000.png")
     assert result.returncode == 0, result.stderr[-3000:]
+    previews = list(out.glob("ComfyUI_temp_*.png"))  # --previews: the PreviewImage files too
+    assert len(previews) == sum(n["class_type"] == "PreviewImage" for n in json.loads(
+        (REPO / "workflows" / "api" / TEMPLATE.name).read_text()).values()), previews
     for frame in sorted(frames.iterdir()):  # every frame is on the server, byte for byte
         assert comfy.view({"filename": frame.name, "subfolder": "clip_frames", "type": "input"}) == frame.read_bytes()
