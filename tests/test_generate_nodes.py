@@ -14,12 +14,11 @@ from faceadapter_suite.face.analysis import detect_batch, load_analyzer
 from faceadapter_suite.face.sample_photos import load_sample
 from faceadapter_suite.generate.nets import FaceAdapterNets
 from faceadapter_suite.nodes import generation, spatial_condition as spatial_nodes
-from faceadapter_suite.tools.random_models import ensure_random_models
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    root = ensure_random_models(tmp_path_factory.mktemp("tiny_models"), tiny=True)
+def tiny_models(tiny_models_dir):
+    root = tiny_models_dir
     comfy_bridge.set_models_dir(root)
     yield root
     comfy_bridge.set_models_dir(None)

@@ -86,12 +86,17 @@ def test_unload_returns_network_memory(comfy, images):
         f"unload kept {(after - before) / MB:.1f} MiB of the {(loaded - before) / MB:.1f} MiB the networks took")
 
 
-def test_installing_a_model_file_reruns_the_node(comfy, images, configured_faceadapter_dir):
+def test_installing_a_model_file_reruns_the_node(comfy, images, configured_faceadapter_dir, random_models_dir):
     source, target = images
-    area_file = configured_faceadapter_dir / "net_seg_res18.pth"
-    parked = area_file.with_name("net_seg_res18.parked")
+    # The session's server sees two faceadapter folders (the user-configured one first, then the maker's):
+    # the file is "not installed" only when neither holds it.
+    folders = (configured_faceadapter_dir, random_models_dir / "faceadapter")
+    area_files = [folder / "net_seg_res18.pth" for folder in folders if (folder / "net_seg_res18.pth").exists()]
+    assert area_files and area_files[0].parent == configured_faceadapter_dir
+    parked = [path.with_name("net_seg_res18.parked") for path in area_files]
     prompt = graph(source, target, "reenact", "auto")
-    area_file.rename(parked)  # "not installed yet"
+    for path, park in zip(area_files, parked):
+        path.rename(park)  # "not installed yet"
     try:
         _unload(comfy)
         first = comfy.run(prompt, timeout=300)
@@ -101,7 +106,8 @@ def test_installing_a_model_file_reruns_the_node(comfy, images, configured_facea
         again = comfy.run(prompt, timeout=300)
         assert "8" in again.cached_nodes, "nothing changed: ComfyUI serves the area from its cache"
     finally:
-        parked.rename(area_file)  # the user installs the file
+        for path, park in zip(area_files, parked):
+            park.rename(path)  # the user installs the file
     installed = comfy.run(prompt, timeout=300)
     report = _report(comfy, installed)
     assert "8" in installed.executed_nodes, "installing net_seg_res18.pth must re-run Predict Adapting Area"
