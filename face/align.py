@@ -7,6 +7,7 @@ reference notes, section 1.2.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Optional
 
 import cv2
@@ -32,7 +33,16 @@ FACEADAPTER_512 = "faceadapter512"
 ALIGNED_256 = "aligned256"
 CROP_RATIO = 0.81  # Face-Adapter's default crop_ratio
 BOX_INNER = (80.0, 432.0)  # where the square lands inside the 512 canvas
-CROP_MODES = ("faceadapter_512", "aligned_256", "aligned_custom", "arcface_custom")
+# FADM / face-vid2vid / FOMM were trained on VoxCeleb as cut by the first-order-model authors'
+# video-preprocessing (crop_vox.py, util.py): a face box per frame, their union over the shot ("tube"),
+# every side grown by 10 % and the short side up to a square (so side = 1.2 x the longer side), resized to
+# 256. "voxceleb_256" keeps that square on each frame's (tracked, smoothed) box; "voxceleb_256_shot" uses the
+# union over the batch, per face track, as the dataset does: the crop cannot jitter.
+VOXCELEB_INCREASE = 0.1
+VOXCELEB_SIZE = 256
+VOXCELEB_256 = "voxceleb256"
+CROP_MODES = ("faceadapter_512", "aligned_256", "aligned_custom", "arcface_custom", "voxceleb_256",
+              "voxceleb_256_shot")
 
 StepFn = Optional[Callable[[], None]]
 
@@ -121,7 +131,8 @@ def alignment_error(face: Face, matrix: np.ndarray, size: int, template: str = "
 
 def crop_size(mode: str, size: int = 512) -> int:
     """Side of the crops a CROP_MODES entry makes (``size`` only for the custom modes)."""
-    return {"faceadapter_512": 512, "aligned_256": 256}.get(mode, int(size))
+    return {"faceadapter_512": 512, "aligned_256": 256, "voxceleb_256": VOXCELEB_SIZE,
+            "voxceleb_256_shot": VOXCELEB_SIZE}.get(mode, int(size))
 
 
 def crop_matrix(face: Face, mode: str, size: int = 512, crop_ratio: float = CROP_RATIO) -> tuple[np.ndarray, int, str]:
@@ -134,6 +145,8 @@ def crop_matrix(face: Face, mode: str, size: int = 512, crop_ratio: float = CROP
         return aligned_matrix(face.kps5, size), size, f"aligned{size}"
     if mode == "arcface_custom":
         return aligned_matrix(face.kps5, size, "arcface"), size, f"arcface{size}"
+    if mode in ("voxceleb_256", "voxceleb_256_shot"):  # the shot's box is passed in as the face's bbox
+        return voxceleb_matrix(face.bbox), VOXCELEB_SIZE, VOXCELEB_256
     raise ValueError(f"unknown crop mode {mode!r}; choose one of {', '.join(CROP_MODES)}")
 
 
@@ -162,9 +175,11 @@ def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_5
         raise ValueError(f"IMAGE has {image.shape[0]} frames but FACEADAPTER_FACES describes {len(faces)}")
     plans: list[FaceCrop] = []
     mode_name = ""
+    shot_boxes = shot_union_boxes(faces) if mode == "voxceleb_256_shot" else {}
     for fi, frame_faces in enumerate(faces.frames):
         for j, face in enumerate(frame_faces.faces):
-            matrix, out_size, mode_name = crop_matrix(face, mode, size, crop_ratio)
+            framing = replace(face, bbox=shot_boxes[shot_key(face, j)]) if shot_boxes else face
+            matrix, out_size, mode_name = crop_matrix(framing, mode, size, crop_ratio)
             plans.append(FaceCrop(frame_index=fi, face_index=j, matrix=matrix, size=out_size, face=face))
     out_size = crop_size(mode, size)
     crops = torch.empty((len(plans), out_size, out_size, 3), dtype=torch.float32)
@@ -180,6 +195,28 @@ def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_5
             step()
     sizes = tuple((int(f.height), int(f.width)) for f in faces.frames)
     return crops, CropBatch(crops=tuple(plans), frame_sizes=sizes, mode=mode_name)
+
+
+def voxceleb_matrix(bbox: np.ndarray, size: int = VOXCELEB_SIZE) -> np.ndarray:
+    """Frame -> crop affine of the VoxCeleb framing: the box grown 10 % per side, squared, onto ``size``."""
+    return box_square_matrix(bbox, 1.0 + 2.0 * VOXCELEB_INCREASE, size)
+
+
+def shot_key(face: Face, index: int) -> tuple[str, int]:
+    """Which face of a shot a face is: its track, or (untracked) its place in the frame's list."""
+    return ("track", int(face.track_id)) if face.track_id is not None else ("index", index)
+
+
+def shot_union_boxes(faces: FaceBatch) -> dict[tuple[str, int], np.ndarray]:
+    """Per face of the shot (shot_key), the union of its boxes over every frame of the batch."""
+    boxes: dict[tuple[str, int], np.ndarray] = {}
+    for frame_faces in faces.frames:
+        for j, face in enumerate(frame_faces.faces):
+            key, box = shot_key(face, j), np.asarray(face.bbox, dtype=np.float32)
+            old = boxes.get(key)
+            boxes[key] = box if old is None else np.concatenate([np.minimum(old[:2], box[:2]),
+                                                                 np.maximum(old[2:], box[2:])])
+    return boxes
 
 
 # ---------------------------------------------------------------- box-centred square crops

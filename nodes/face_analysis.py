@@ -200,8 +200,9 @@ class FaceAdapterSelectFace:
 
 class FaceAdapterCropFaces:
     DESCRIPTION = ("Cut every face of FACEADAPTER_FACES out of its frame: Face-Adapter's 512 box crop (square of "
-                   "2*0.81*box width onto [80,432]), its 256 five-point aligned crop, or an aligned crop of any "
-                   "size. The transforms let Paste Faces put processed crops back.")
+                   "2*0.81*box width onto [80,432]), its 256 five-point aligned crop, an aligned crop of any "
+                   "size, or the loose 256 VoxCeleb crop (head and some shoulders) that FADM / face-vid2vid expect, "
+                   "per frame or fixed over the shot. The transforms let Paste Faces put processed crops back.")
     CATEGORY = CATEGORY
     FUNCTION = "crop"
     RETURN_TYPES = ("IMAGE", "FACEADAPTER_CROP_TRANSFORMS", "MASK")
@@ -217,7 +218,11 @@ class FaceAdapterCropFaces:
             "faces": ("FACEADAPTER_FACES", {"tooltip": "Usually from Select Face."}),
             "crop": (list(align.CROP_MODES), {"tooltip": "faceadapter_512: box crop as Face-Adapter; aligned_256: "
                                               "five-point aligned (mean_face_lm5p_256); *_custom: aligned at 'size' "
-                                              "with Face-Adapter's or ArcFace's framing."}),
+                                              "with Face-Adapter's or ArcFace's framing; voxceleb_256: the face box "
+                                              "grown 10% per side and squared (VoxCeleb's framing, for FADM and "
+                                              "face-vid2vid), on each frame's box; voxceleb_256_shot: the same on the "
+                                              "union of the face's boxes over the whole batch (per track), so the "
+                                              "crop does not move, as VoxCeleb's shots were cut."}),
             "size": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 8,
                              "tooltip": "Crop side for the *_custom modes."}),
             "crop_ratio": ("FLOAT", {"default": align.CROP_RATIO, "min": 0.3, "max": 2.0, "step": 0.01,

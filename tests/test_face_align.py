@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_face_support import detected, mediapipe_available, mp_analyzer, photo_image
+from test_face_support import detected, mediapipe_available, mp_analyzer, photo, photo_image
 
 from faceadapter_suite.face import align
 from faceadapter_suite.face.records import Face, FaceBatch, FrameFaces, transform_points
@@ -106,3 +106,45 @@ def test_generic_aligned_crop_any_size():
         np.testing.assert_allclose(mapped, align.template_points(size, template), atol=0.7 * size / 256)
     with pytest.raises(ValueError, match="unknown crop mode"):
         align.crop_batch(image, FaceBatch(frames=(frame,)), "nope")
+
+
+def test_voxceleb_framing_is_the_box_grown_a_tenth_per_side_and_squared():
+    """video-preprocessing's aspect-preserved box: each side grows by max(0.1, what makes it square), so a
+    w100 x h140 box becomes the 168-px square around its centre, resized to 256."""
+    bbox = np.array([100.0, 50.0, 200.0, 190.0])
+    m = align.voxceleb_matrix(bbox)
+    corners = np.array([[150 - 84, 120 - 84], [150 + 84, 120 + 84]])
+    np.testing.assert_allclose(transform_points(corners, m), [[0, 0], [256, 256]], atol=1e-9)
+    assert align.crop_size("voxceleb_256", 999) == align.crop_size("voxceleb_256_shot", 7) == 256
+
+
+@mediapipe_available
+def test_voxceleb_shot_crop_holds_still_while_per_frame_crop_follows_the_face():
+    """A real photo under a camera move: the shot crop is one square around the union of the face's boxes
+    (the face stays inside on every frame and moves within the crop); the per-frame crop keeps the face
+    where it is. Both show the whole face box with at least VoxCeleb's margin around it."""
+    from test_face_support import similarity_video
+    from faceadapter_suite.core.images import uint8_to_image
+    from faceadapter_suite.face.records import FaceBatch
+
+    frames = similarity_video(photo("grace_hopper"), frames=6, shift=8.0)
+    found = tuple(mp_analyzer().detect(frame) for frame in frames)
+    batch = FaceBatch(frames=tuple(FrameFaces(f.height, f.width, f.faces[:1]) for f in found))
+    image = uint8_to_image(np.stack(frames))
+    shot_crops, shot = align.crop_batch(image, batch, "voxceleb_256_shot")
+    each_crops, each = align.crop_batch(image, batch, "voxceleb_256")
+    assert shot_crops.shape == each_crops.shape == (6, 256, 256, 3) and shot.mode == each.mode == align.VOXCELEB_256
+    assert all(np.array_equal(c.matrix, shot.crops[0].matrix) for c in shot.crops), "one box for the shot"
+    in_shot = [c.to_crop(c.face.kps5).mean(axis=0) for c in shot.crops]
+    in_each = [c.to_crop(c.face.kps5).mean(axis=0) for c in each.crops]
+    assert np.linalg.norm(in_shot[-1] - in_shot[0]) > 10, "the face moves inside the still shot crop"
+    assert max(np.linalg.norm(p - in_each[0]) for p in in_each) < 3, "the per-frame crop follows the face"
+    for plans, widest in ((shot, 1 / 1.2), (each, 1 / 1.2)):
+        for plan in plans.crops:
+            x1, y1, x2, y2 = transform_points(plan.face.bbox.reshape(2, 2), plan.matrix).ravel()
+            assert min(x1, y1) > 0 and max(x2, y2) < 256, "the whole face box is inside the crop"
+            longer = max(x2 - x1, y2 - y1) / 256
+            assert longer <= widest + 1e-6, "at least VoxCeleb's 10 % margin on every side"
+    longest = [max(np.ptp(transform_points(c.face.bbox.reshape(2, 2), c.matrix), axis=0)) / 256 for c in each.crops]
+    np.testing.assert_allclose(longest, 1 / 1.2, atol=1e-5)  # per frame: exactly the margin
+    assert shot_crops.std() > 0.05 and each_crops.std() > 0.05
