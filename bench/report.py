@@ -53,8 +53,9 @@ def run_bench(script: Path, args: list[str]) -> dict:
     proc = subprocess.run([sys.executable, str(script), *args], cwd=REPO, capture_output=True, text=True)
     seconds = round(time.perf_counter() - start, 1)
     if proc.returncode != 0:
-        return {"bench": script.stem, "error": f"exit {proc.returncode}: {proc.stderr.strip()[-1500:]}",
-                "wall_s": seconds}
+        why = "killed by the OS (out of memory?)" if proc.returncode == -9 else f"exit {proc.returncode}"
+        tail = proc.stderr.strip().splitlines()[-1:] if proc.stderr.strip() else [""]
+        return {"bench": script.stem, "error": f"{why}: {tail[0][-300:]}", "wall_s": seconds}
     try:
         doc = parse_document(proc.stdout)
     except ValueError as exc:
@@ -163,7 +164,9 @@ def markdown(report: dict) -> str:
              + (f", CUDA {m['cuda']}" if m.get("cuda") else ", no GPU")
              + f", Python {m.get('python')}, torch {m.get('torch', '?')}"
              + (f", load average {m['load_average_1m']} when it started" if "load_average_1m" in m else ""))
-    lines = [f"Measured {report['date']} on: {where}. Full numbers: `docs/bench/latest.json`.", "",
+    rerun = report.get("rerun")
+    again = f" ({', '.join(rerun['only'])} re-run then; the others from {rerun['others_from']})" if rerun else ""
+    lines = [f"Measured {report['date']}{again} on: {where}. Full numbers: `docs/bench/latest.json`.", "",
              "| stage | measure | value | goal / note |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(cell.replace('|', '/') for cell in row)} |" for row in report["table"]]
     timings = ", ".join(f"{k} {v.get('wall_s', '?')} s" for k, v in report["benches"].items())
@@ -192,6 +195,10 @@ def main() -> int:
     else:
         report = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
                   "benches": {}}
+        previous = OUT / "latest.json"
+        if args.only and previous.is_file():  # re-run some benches, keep the others' last results
+            report["benches"] = json.loads(previous.read_text())["benches"]
+            report["rerun"] = {"only": args.only, "others_from": json.loads(previous.read_text())["date"]}
         for script in bench_scripts():
             if args.only and script.stem not in args.only:
                 continue

@@ -172,14 +172,19 @@ def warp_affine(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], inve
 
 
 def _remap(src: np.ndarray, x: np.ndarray, y: np.ndarray, border: np.ndarray) -> np.ndarray:
-    """cv2.remap with the fixed-point coordinates: int16 taps and the 5+5-bit table index."""
+    """cv2.remap with the fixed-point coordinates: int16 taps and the 5+5-bit table index (x, y are consumed)."""
     import cv2
 
     height, width = x.shape
+    table = (y & (INTER_TAB_SIZE - 1)).astype(np.uint16)
+    table <<= INTER_BITS
+    table |= (x & (INTER_TAB_SIZE - 1)).astype(np.uint16)
     taps = np.empty((height, width, 2), np.int16)
-    np.clip(x >> INTER_BITS, -(2**15), 2**15 - 1, out=taps[..., 0], casting="unsafe")
-    np.clip(y >> INTER_BITS, -(2**15), 2**15 - 1, out=taps[..., 1], casting="unsafe")
-    table = ((y & (INTER_TAB_SIZE - 1)) * INTER_TAB_SIZE + (x & (INTER_TAB_SIZE - 1))).astype(np.uint16)
+    for k, coord in enumerate((x, y)):
+        coord >>= INTER_BITS
+        if coord.min() < -(2**15) or coord.max() > 2**15 - 1:  # saturated as OpenCV stores them
+            np.clip(coord, -(2**15), 2**15 - 1, out=coord)
+        taps[..., k] = coord
     value = tuple(float(v) for v in border) + (0.0,) * (4 - len(border))
     return cv2.remap(np.ascontiguousarray(src), taps, table, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                      borderValue=value)
