@@ -3,6 +3,7 @@
 #   ./dev.sh demo [demo.py options]   set up .venv on first use, run the offline demo -> demo_out/
 #   ./dev.sh test [pytest options]    set up .venv on first use, run the whole test suite
 #   ./dev.sh bench                    run every bench/*.py, print JSON
+#   ./dev.sh report                   run every bench, write docs/bench/latest.{json,md} and the README table
 #   ./dev.sh models OUT [--tiny ...]  write random-weight Face-Adapter / SD1.5 models (scripts/make_random_models.py)
 #   ./dev.sh setup                    only build .venv
 # The venv gets its dependencies the way a ComfyUI user does: requirements.txt, then install.py
@@ -35,8 +36,9 @@ shift || true
 case "$cmd" in
   demo)  setup; exec "$VENV/bin/python" demo.py "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest tests "$@" ;;
-  bench) setup; for b in bench/[!_]*.py; do echo "== $b" >&2; "$VENV/bin/python" "$b"; done ;;
+  bench) setup; for b in bench/[!_]*.py; do [ "$b" = bench/report.py ] || { echo "== $b" >&2; "$VENV/bin/python" "$b"; }; done ;;
+  report) setup; exec "$VENV/bin/python" bench/report.py "$@" ;;
   models) setup; exec "$VENV/bin/python" scripts/make_random_models.py "$@" ;;
   setup) setup ;;
-  *) echo "usage: ./dev.sh demo|test|bench|models|setup" >&2; exit 2 ;;
+  *) echo "usage: ./dev.sh demo|test|bench|report|models|setup" >&2; exit 2 ;;
 esac

@@ -32,6 +32,7 @@ def machine() -> dict:
     info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_threads": torch.get_num_threads()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+        info["peak_vram_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)  # at emit: the bench's peak
     return info
 
 

@@ -27,12 +27,24 @@ The OpenCV 4.x algorithm for ``INTER_LINEAR`` + ``BORDER_CONSTANT``, re-derived 
 
 OpenCV processes the destination in blocks, but every pixel's coordinates are computed
 from absolute (x, y), so blocks do not change any value and are not reproduced.
+
+Fast path: the fixed-point coordinates above are exactly what ``cv2.remap`` takes as a CV_16SC2 tap
+map plus a CV_16UC1 table index (``fy * 32 + fx``), and its bilinear kernel applies the same weight
+table. So the coordinates are computed here and the sampling is handed to cv2.remap (a 512 crop of a
+float frame: ~11 ms -> ~2 ms on one core). That it gives the numpy path's values bit for bit is not
+assumed: on first use each image dtype is checked against the numpy path on a probe warp (fractions,
+borders, partly outside), and an OpenCV that differs keeps the numpy path (logged once).
+tests/test_warp_exact.py runs the OpenCV 4.10 fixture through both paths.
 """
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
+
+log = logging.getLogger("FaceAdapter")
 
 __all__ = ["warp_affine", "invert_affine"]
 
@@ -126,12 +138,13 @@ def _border_array(border_value: float | Sequence[float], channels: int, dtype: n
 
 
 def warp_affine(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], inverse_map: bool = False,
-                border_value: float | Sequence[float] = 0) -> np.ndarray:
+                border_value: float | Sequence[float] = 0, fast: bool = True) -> np.ndarray:
     """``cv2.warpAffine(src, matrix, size, flags=INTER_LINEAR [| WARP_INVERSE_MAP], borderMode=BORDER_CONSTANT,
     borderValue=border_value)`` as OpenCV 4.x computes it.
 
     ``src``: (H, W) or (H, W, C) uint8 (bit exact) or float32. ``size``: (width, height) like cv2's dsize.
     ``matrix``: 2x3 forward map src -> dst, or dst -> src when ``inverse_map``.
+    ``fast``: sample with cv2.remap where it was checked to give the same values (module doc).
     """
     src = np.asarray(src)
     if src.dtype not in (np.uint8, np.float32):
@@ -148,10 +161,75 @@ def warp_affine(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], inve
 
     squeeze = src.ndim == 2
     img = src[:, :, None] if squeeze else src
-    h, w, c = img.shape
+    c = img.shape[2]
     border = _border_array(border_value, c, img.dtype)
 
     x, y = _source_coords(m, width, height)
+    fits = c <= 4 and max(*img.shape[:2], width, height) < 2**15 - 1  # cv2.remap's limits
+    if fast and fits and remap_is_exact(img.dtype.str):
+        return _remap(src, x, y, border)
+    return _sample_numpy(img, x, y, border, width, height, squeeze)
+
+
+def _remap(src: np.ndarray, x: np.ndarray, y: np.ndarray, border: np.ndarray) -> np.ndarray:
+    """cv2.remap with the fixed-point coordinates: int16 taps and the 5+5-bit table index (x, y are consumed)."""
+    import cv2
+
+    height, width = x.shape
+    table = (y & (INTER_TAB_SIZE - 1)).astype(np.uint16)
+    table <<= INTER_BITS
+    table |= (x & (INTER_TAB_SIZE - 1)).astype(np.uint16)
+    taps = np.empty((height, width, 2), np.int16)
+    for k, coord in enumerate((x, y)):
+        coord >>= INTER_BITS
+        if coord.min() < -(2**15) or coord.max() > 2**15 - 1:  # saturated as OpenCV stores them
+            np.clip(coord, -(2**15), 2**15 - 1, out=coord)
+        taps[..., k] = coord
+    value = tuple(float(v) for v in border) + (0.0,) * (4 - len(border))
+    return cv2.remap(np.ascontiguousarray(src), taps, table, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=value)
+
+
+@lru_cache(maxsize=None)
+def remap_is_exact(dtype: str) -> bool:
+    """Does this OpenCV's remap give the numpy path's values for ``dtype`` (probe warps, 1 and 3 channels)?"""
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return False
+    rng = np.random.default_rng(0)
+    matrices = (np.array([[0.83, -0.31, 7.37], [0.29, 0.91, -5.61]]), np.array([[1.7, 0.2, -20.3], [-0.1, 1.6, -9.9]]))
+    for shape in ((37, 53, 3), (41, 29)):
+        src = rng.integers(0, 256, shape).astype(np.uint8)
+        if np.dtype(dtype) == np.float32:
+            src = src.astype(np.float32) / 255.0
+        for m in matrices:
+            for border in (0, 17):
+                slow = warp_affine(src, m, (61, 47), border_value=border, fast=False)
+                try:
+                    quick = warp_affine_remap_probe(src, m, (61, 47), border)
+                except Exception as exc:  # an OpenCV without this remap mode: keep the numpy path
+                    log.info("FaceAdapter: cv2.remap fast path off (%s): %s", dtype, exc)
+                    return False
+                if quick.shape != slow.shape or not np.array_equal(quick, slow):
+                    log.info("FaceAdapter: cv2.remap differs from OpenCV 4.x's warp on %s; using the numpy warp", dtype)
+                    return False
+    return True
+
+
+def warp_affine_remap_probe(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], border: float,
+                            inverse_map: bool = False) -> np.ndarray:
+    """The remap path alone (for the probe and the tests)."""
+    img = src[:, :, None] if src.ndim == 2 else src
+    m = np.asarray(matrix, np.float64).reshape(2, 3)
+    x, y = _source_coords(m if inverse_map else invert_affine(m), *size)
+    return _remap(src, x, y, _border_array(border, img.shape[2], img.dtype))
+
+
+def _sample_numpy(img: np.ndarray, x: np.ndarray, y: np.ndarray, border: np.ndarray, width: int, height: int,
+                  squeeze: bool) -> np.ndarray:
+    """The reference sampler in numpy (see the module doc)."""
+    h, w, c = img.shape
     # integer taps, saturated to int16 as OpenCV stores them
     tap_x = np.clip(x >> INTER_BITS, -(2**15), 2**15 - 1).ravel()
     tap_y = np.clip(y >> INTER_BITS, -(2**15), 2**15 - 1).ravel()

@@ -16,6 +16,7 @@ from ..core import comfy_bridge as bridge
 from ..models.arcface import embedding_input_from_crop256
 from ..spatial.condition import FaceView, distinct_views, nchw_unit
 from .conditioning import per_pair
+from ..core.cache import CachedModel
 from .nets import FaceAdapterNets
 
 CHUNK = 16
@@ -55,7 +56,23 @@ def encode_identity(views: Sequence[FaceView], nets: FaceAdapterNets) -> FaceIde
         x = nchw_unit(crops[start:start + CHUNK], device, torch.float32)
         memory = arcface.identity_tokens(x)
         tokens.append(id2token(memory.to(tok_item.device)).float().cpu())
-        embeddings.append(arcface.embed(embedding_input_from_crop256(x)).float().cpu())
+        embeddings.append(_embed(arcface, x))
     crops.setflags(write=False)
     return FaceIdentity(torch.cat(tokens) if tokens else torch.zeros(0, 77, 768),
                         torch.cat(embeddings) if embeddings else torch.zeros(0, 512), tuple(index), crops)
+
+
+def _embed(arcface: torch.nn.Module, crops256: torch.Tensor) -> torch.Tensor:
+    """(B,3,256,256) aligned crops in [-1,1] -> (B,512) fp32 CPU ArcFace embeddings (not normalised)."""
+    return arcface.embed(embedding_input_from_crop256(crops256)).float().cpu()
+
+
+@torch.no_grad()
+def embed_aligned_crops(crops: np.ndarray, item: CachedModel) -> torch.Tensor:
+    """(K,256,256,3) uint8 aligned crops -> (K,512) embeddings, exactly as Encode Identity computes them
+    (in chunks, honouring Cancel)."""
+    arcface, out = item.ready(), []
+    for start in range(0, len(crops), CHUNK):
+        bridge.check_interrupt()
+        out.append(_embed(arcface, nchw_unit(crops[start:start + CHUNK], item.device, torch.float32)))
+    return torch.cat(out) if out else torch.zeros(0, 512)

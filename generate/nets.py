@@ -45,8 +45,7 @@ class FaceAdapterNets:
         return self._get("faceadapter_image2token", path, lambda: load_image2token(path, dtype=HELPER_DTYPE))
 
     def arcface(self) -> CachedModel:
-        path = self.arcface_path
-        return self._get("arcface_iresnet100", path, lambda: load_arcface(path, dtype=HELPER_DTYPE))
+        return cached_arcface(self.arcface_path, self.device)
 
     def vision_encoder(self) -> CachedModel:
         if self.vision_encoder_path is None:
@@ -70,6 +69,12 @@ class FaceAdapterNets:
         self.arcface()
         if self.vision_encoder_path is not None:
             self.vision_encoder()
+
+
+def cached_arcface(path: Path, device: Optional[torch.device] = None) -> CachedModel:
+    """The one ArcFace IResNet in the model cache: Encode Identity and the metrics nodes share it."""
+    return MODEL_CACHE.get("arcface_iresnet100", [path], lambda: load_arcface(path, dtype=HELPER_DTYPE),
+                           dtype=HELPER_DTYPE, device=device or bridge.torch_device())
 
 
 def load_empty_prompt(path: Path) -> torch.Tensor:

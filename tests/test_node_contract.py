@@ -89,7 +89,8 @@ def test_node_modules_do_no_comfy_imports():
 
 MODEL_INPUTS = {"FaceAdapterLoad3DReconstructor": ("d3dfr_file", "bfm_file"),
                 "FaceAdapterPredictAdaptingArea": ("area_model", "parsing_model"),
-                "FaceAdapterLoadFaceAnalysis": ("insightface_model",)}
+                "FaceAdapterLoadFaceAnalysis": ("insightface_model",),
+                "FaceAdapterIdentitySimilarity": ("recognizer",)}
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_INPUTS))
