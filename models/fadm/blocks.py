@@ -102,15 +102,15 @@ class ResBottleneck(nn.Module):
 class _PreActRes(nn.Module):
     """norm-relu-conv twice plus identity (the generators' resolution-preserving residual block)."""
 
-    conv: type[nn.Module] = nn.Conv2d
-    norm: type[nn.Module] = nn.BatchNorm2d
+    conv_type: type[nn.Module] = nn.Conv2d
+    norm_type: type[nn.Module] = nn.BatchNorm2d
 
     def __init__(self, in_features: int, kernel_size: int | tuple, padding: int | tuple):
         super().__init__()
-        self.conv1 = self.conv(in_features, in_features, kernel_size, padding=padding)
-        self.conv2 = self.conv(in_features, in_features, kernel_size, padding=padding)
-        self.norm1 = self.norm(in_features)
-        self.norm2 = self.norm(in_features)
+        self.conv1 = self.conv_type(in_features, in_features, kernel_size, padding=padding)
+        self.conv2 = self.conv_type(in_features, in_features, kernel_size, padding=padding)
+        self.norm1 = self.norm_type(in_features)
+        self.norm2 = self.norm_type(in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(F.relu(self.norm1(x)))
@@ -123,21 +123,21 @@ class ResBlock2d(_PreActRes):
 
 
 class ResBlock3d(_PreActRes):
-    conv = nn.Conv3d
-    norm = nn.BatchNorm3d
+    conv_type = nn.Conv3d
+    norm_type = nn.BatchNorm3d
 
 
 class _ConvNormAct(nn.Module):
     """conv + BatchNorm + ReLU, optionally preceded by nearest upsampling or followed by average pooling."""
 
-    conv: type[nn.Module] = nn.Conv2d
-    norm: type[nn.Module] = nn.BatchNorm2d
+    conv_type: type[nn.Module] = nn.Conv2d
+    norm_type: type[nn.Module] = nn.BatchNorm2d
 
     def __init__(self, in_features: int, out_features: int, kernel_size: int | tuple = 3,
                  padding: int | tuple = 1, groups: int = 1):
         super().__init__()
-        self.conv = type(self).conv(in_features, out_features, kernel_size, padding=padding, groups=groups)
-        self.norm = type(self).norm(out_features)
+        self.conv = self.conv_type(in_features, out_features, kernel_size, padding=padding, groups=groups)
+        self.norm = self.norm_type(out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.norm(self.conv(x)))
@@ -149,8 +149,8 @@ class UpBlock2d(_ConvNormAct):
 
 
 class UpBlock3d(_ConvNormAct):
-    conv = nn.Conv3d
-    norm = nn.BatchNorm3d
+    conv_type = nn.Conv3d
+    norm_type = nn.BatchNorm3d
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(F.interpolate(x, scale_factor=(1, 2, 2)))
@@ -166,8 +166,8 @@ class DownBlock2d(_ConvNormAct):
 
 
 class DownBlock3d(_ConvNormAct):
-    conv = nn.Conv3d
-    norm = nn.BatchNorm3d
+    conv_type = nn.Conv3d
+    norm_type = nn.BatchNorm3d
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -66,7 +66,7 @@ class _LevelBlock(nn.Module):
 
     def forward(self, driving_features: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         if level.shape[-2:] != driving_features.shape[-2:]:
-            level = F.interpolate(level, size=driving_features.shape[-2:], mode="bilinear")
+            level = F.interpolate(level, size=driving_features.shape[-2:], mode="bilinear", align_corners=False)
         return self.block2(self.block1(level)) + 0.4 * driving_features
 
 

@@ -164,7 +164,7 @@ class DenseMotionNetwork(nn.Module):
         feature = F.relu(self.norm(self.compress(feature)))
         motions = self.sparse_motions((d, h, w), kp_driving, kp_source)
         repeated = feature.unsqueeze(1).expand(b, k1, *feature.shape[1:]).reshape(b * k1, -1, d, h, w)
-        deformed = F.grid_sample(repeated, motions.reshape(b * k1, d, h, w, 3)).view(b, k1, -1, d, h, w)
+        deformed = F.grid_sample(repeated, motions.reshape(b * k1, d, h, w, 3), align_corners=False).view(b, k1, -1, d, h, w)
         heat = (gaussian_heatmaps(kp_driving, (d, h, w), 0.01) - gaussian_heatmaps(kp_source, (d, h, w), 0.01))
         heat = torch.cat([heat.new_zeros(b, 1, d, h, w), heat], dim=1).unsqueeze(2)
         prediction = self.hourglass(torch.cat([heat, deformed], dim=2).view(b, -1, d, h, w))
@@ -229,14 +229,14 @@ class OcclusionAwareGenerator(nn.Module):
         deformation = motion["deformation"]
         if deformation.shape[1:4] != volume.shape[2:]:
             deformation = F.interpolate(deformation.permute(0, 4, 1, 2, 3), size=volume.shape[2:],
-                                        mode="trilinear").permute(0, 2, 3, 4, 1)
-        out = F.grid_sample(volume, deformation)
+                                        mode="trilinear", align_corners=False).permute(0, 2, 3, 4, 1)
+        out = F.grid_sample(volume, deformation, align_corners=False)
         _, c, d, h, w = out.shape
         out = self.fourth(self.third(out.reshape(b, c * d, h, w)))
         occlusion = motion.get("occlusion_map")
         if occlusion is not None:
             if occlusion.shape[2:] != out.shape[2:]:
-                occlusion = F.interpolate(occlusion, size=out.shape[2:], mode="bilinear")
+                occlusion = F.interpolate(occlusion, size=out.shape[2:], mode="bilinear", align_corners=False)
             out = out * occlusion
         out = self.resblocks_2d(out)
         for block in self.up_blocks:
