@@ -17,6 +17,8 @@ rather than committing them), one frame at a time as upstream's demo does:
   config) on 64x64 crops of the sample photos: canonical keypoints, head-pose/expression outputs, source
   and driving keypoints (demo's absolute mode, keypoint_transformation without jacobians) and the coarse
   frames.
+- FOMM at a tiny config (CONFIG["fomm"]) on the same crops: keypoints with jacobians, and the coarse frames
+  driven by the driving keypoints as they are (upstream's kp_driving, no relative normalisation).
 - DECA's E_flame (upstream ResnetEncoder, full size) on 256x256 crops resized to 224 without antialiasing
   (torchvision Resize(antialias=False): what Resize did on tensors in FADM's torch 1.8 era).
 - The renderer at a tiny UNet (CONFIG["unet"]) on 32x32 coarse frames with T = 100: the conditioning
@@ -48,6 +50,10 @@ CONFIG = {
                 "num_resblocks": 2, "estimate_occlusion_map": True,
                 "dense_motion": {"block_expansion": 8, "max_features": 32, "num_blocks": 3, "reshape_depth": 4,
                                  "compress": 2}},
+    "fomm": {"num_kp": 4, "num_channels": 3, "temperature": 0.1, "kp_block_expansion": 8, "kp_max_features": 32,
+             "kp_num_blocks": 3, "kp_scale_factor": 0.25, "block_expansion": 8, "max_features": 32,
+             "num_down_blocks": 2, "num_bottleneck_blocks": 1, "estimate_occlusion_map": True,
+             "dm_block_expansion": 8, "dm_max_features": 32, "dm_num_blocks": 3, "dm_scale_factor": 0.25},
     "unet": {"inner_channel": 16, "norm_groups": 8, "channel_mults": [1, 2], "attn_res": [16], "res_blocks": 1,
              "image_size": 32},
     "facevid_size": 64, "e_flame_size": 256,
@@ -88,6 +94,8 @@ def main(upstream: Path) -> None:
     from modules.diffusion.core_net import UNet
     from modules.diffusion.diffusion import GaussianDiffusion
     from modules.Facevid.dense_motion import DenseMotionNetwork
+    from modules.FOMM.generator import OcclusionAwareGenerator_FOMM
+    from modules.FOMM.keypoint_detector import KPDetector_FOMM
     from modules.Facevid.generator_facevid import OcclusionAwareGenerator
     from modules.Facevid.keypoint_detector import HEEstimator, KPDetector
     from modules.Facevid.keypoint_transform import keypoint_transformation
@@ -149,6 +157,26 @@ def main(upstream: Path) -> None:
     out["kp_driving"] = torch.cat(kp_drv).numpy()
     out["coarse"] = torch.cat(coarse).numpy()
 
+    fo = CONFIG["fomm"]
+    fomm_kp = seed(KPDetector_FOMM(block_expansion=fo["kp_block_expansion"], num_kp=fo["num_kp"],
+                                   num_channels=fo["num_channels"], max_features=fo["kp_max_features"],
+                                   num_blocks=fo["kp_num_blocks"], temperature=fo["temperature"],
+                                   estimate_jacobian=True, scale_factor=fo["kp_scale_factor"]), "fadm_fomm_kp_detector")
+    fomm_gen = seed(OcclusionAwareGenerator_FOMM(
+        num_channels=fo["num_channels"], num_kp=fo["num_kp"], block_expansion=fo["block_expansion"],
+        max_features=fo["max_features"], num_down_blocks=fo["num_down_blocks"],
+        num_bottleneck_blocks=fo["num_bottleneck_blocks"], estimate_occlusion_map=fo["estimate_occlusion_map"],
+        dense_motion_params={"block_expansion": fo["dm_block_expansion"], "max_features": fo["dm_max_features"],
+                             "num_blocks": fo["dm_num_blocks"], "scale_factor": fo["dm_scale_factor"]},
+        estimate_jacobian=True), "fadm_fomm_generator")
+    fomm_src = fomm_kp(source)
+    out["fomm_kp_source_value"], out["fomm_kp_source_jacobian"] = fomm_src["value"].numpy(), fomm_src["jacobian"].numpy()
+    fomm_drv = [fomm_kp(frame) for frame in driving]
+    out["fomm_kp_driving_value"] = torch.cat([k["value"] for k in fomm_drv]).numpy()
+    out["fomm_kp_driving_jacobian"] = torch.cat([k["jacobian"] for k in fomm_drv]).numpy()
+    out["fomm_coarse"] = torch.cat([fomm_gen(source, kp_driving=k, kp_source=fomm_src)["prediction"]
+                                    for k in fomm_drv]).numpy()
+
     e_flame = seed(ResnetEncoder(outsize=236), "fadm_e_flame")
     resize = transforms.Resize((224, 224), antialias=False)
     params = [e_flame(resize(tensor(frames[n], CONFIG["e_flame_size"]))) for n in ("source", "driving0", "driving1")]
@@ -199,7 +227,8 @@ def main(upstream: Path) -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT, **out)
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB); trajectory max |x| "
-          f"{float(np.abs(out['trajectory']).max()):.1f}, coarse range {out['coarse'].min():.3f}..{out['coarse'].max():.3f}")
+          f"{float(np.abs(out['trajectory']).max()):.1f}, coarse range {out['coarse'].min():.3f}..{out['coarse'].max():.3f}, "
+          f"FOMM {out['fomm_coarse'].min():.3f}..{out['fomm_coarse'].max():.3f}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from faceadapter_suite.models.fadm.animate import FacevidNets, animate, load_fac
 from faceadapter_suite.models.fadm.condition import coarse_levels, motion_weight
 from faceadapter_suite.models.fadm.deca import FLAME_SLICES, NUM_FLAME_PARAMS, attribute_vector
 from faceadapter_suite.models.fadm.facevid import DenseMotionConfig, FacevidConfig
+from faceadapter_suite.models.fadm.fomm import FOMMConfig, FOMMNets, fomm_animate
 from faceadapter_suite.models.fadm.renderer import (FADMDiffusion, RendererConfig, load_fadm_diffusion, make_noise,
                                                     render, sample, schedule,
                                                     step_timesteps)
@@ -126,6 +127,24 @@ def test_relative_mode_moves_source_keypoints(facevid):
     absolute = animate(facevid, state, driving)
     assert absolute.shape == rel.shape == (4, 3, 64, 64)
     assert torch.allclose(absolute[1:2], animate(facevid, source, driving[1:2]), atol=1e-6)
+
+
+@torch.no_grad()
+def test_fomm_relative_mode_composes_jacobians():
+    torch.manual_seed(0)
+    nets = FOMMNets(FOMMConfig(num_kp=4, kp_block_expansion=8, kp_max_features=32, kp_num_blocks=3, block_expansion=8,
+                               max_features=32, num_bottleneck_blocks=1, dm_block_expansion=8, dm_max_features=32,
+                               dm_num_blocks=3)).eval()
+    torch.nn.init.zeros_(nets.kp_detector.jacobian.weight)  # upstream's initialisation: identity jacobians
+    nets.kp_detector.jacobian.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]).repeat(4))
+    source, driving = torch.rand(1, 3, 64, 64), torch.rand(3, 3, 64, 64)
+    rel = fomm_animate(nets, source, driving, relative=True)
+    kp_source = nets.kp_detector(source)
+    unchanged = nets.generator(source, kp_source, kp_source)  # the reference frame leaves the source as it is
+    assert torch.allclose(rel[0], unchanged[0], atol=1e-6)
+    assert torch.allclose(fomm_animate(nets, source, driving[1:], relative=True, reference=driving[:1]), rel[1:],
+                          atol=1e-6)
+    assert fomm_animate(nets, source, driving).shape == (3, 3, 64, 64)
 
 
 def test_loaders_name_path_and_keys(tmp_path, facevid, renderer):

@@ -11,6 +11,7 @@ from faceadapter_suite.models.bisenet import BiSeNet
 from faceadapter_suite.models.d3dfr import D3DFR
 from faceadapter_suite.models.fadm.deca import EFlame
 from faceadapter_suite.models.fadm.facevid import HEEstimator, KPDetector, OcclusionAwareGenerator
+from faceadapter_suite.models.fadm.fomm import FOMMGenerator, FOMMKPDetector
 from faceadapter_suite.models.fadm.renderer import FADMDiffusion
 from faceadapter_suite.models.token_nets import ID2Token, Image2Token
 
@@ -24,6 +25,8 @@ NETWORKS = {
     "fadm.facevid.kp_detector": KPDetector,
     "fadm.facevid.he_estimator": HEEstimator,
     "fadm.facevid.generator": OcclusionAwareGenerator,
+    "fadm.fomm.kp_detector": FOMMKPDetector,
+    "fadm.fomm.generator": FOMMGenerator,
     "fadm.deca.e_flame": EFlame,
     "fadm.diffusion": FADMDiffusion,
 }

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.loading import flatten_state, load_weights_into, read_checkpoint
+from .blocks import relative_keypoints
 from .facevid import FacevidConfig, HEEstimator, KPDetector, OcclusionAwareGenerator
 
 __all__ = ["FacevidNets", "SourceState", "headpose_degrees", "rotation_matrix", "transform_keypoints",
@@ -95,7 +96,7 @@ def animate(nets: FacevidNets, source: SourceState | torch.Tensor, driving: torc
     if relative:
         ref = driving[:1] if reference is None else reference
         kp_reference = transform_keypoints(state.kp_canonical, nets.he_estimator(ref))
-        kp_driving = state.kp_source + (kp_driving - kp_reference)
+        kp_driving = relative_keypoints(state.kp_source, kp_driving, kp_reference)
     return nets.generator.decode(state.volume, kp_driving, state.kp_source)
 
 

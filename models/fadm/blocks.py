@@ -15,7 +15,7 @@ from torch import nn
 __all__ = [
     "coordinate_grid", "coordinate_grid_2d", "gaussian_heatmaps", "AntiAliasDownsample", "ResBottleneck",
     "ResBlock2d", "ResBlock3d", "UpBlock2d", "UpBlock3d", "DownBlock2d", "DownBlock3d", "SameBlock2d",
-    "Hourglass", "KPHourglass",
+    "Hourglass", "KPHourglass", "relative_keypoints",
 ]
 
 
@@ -45,6 +45,12 @@ def gaussian_heatmaps(kp: torch.Tensor, size: Sequence[int], variance: float) ->
     grid = coordinate_grid(size, kp) if len(size) == 3 else coordinate_grid_2d(size, kp)
     mean = kp.reshape(*kp.shape[:2], *([1] * len(size)), kp.shape[-1])
     return torch.exp(-0.5 * ((grid - mean) ** 2).sum(-1) / variance)
+
+
+def relative_keypoints(kp_source: torch.Tensor, kp_driving: torch.Tensor, kp_reference: torch.Tensor) -> torch.Tensor:
+    """Relative driving: the source's keypoints moved by the driving keypoints' change since the reference
+    frame (FOMM's relative mode, movement scale 1)."""
+    return kp_source + (kp_driving - kp_reference)
 
 
 class AntiAliasDownsample(nn.Module):
