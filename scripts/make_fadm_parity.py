@@ -170,7 +170,8 @@ def main(upstream: Path) -> None:
                              "num_blocks": fo["dm_num_blocks"], "scale_factor": fo["dm_scale_factor"]},
         estimate_jacobian=True), "fadm_fomm_generator")
     fomm_src = fomm_kp(source)
-    out["fomm_kp_source_value"], out["fomm_kp_source_jacobian"] = fomm_src["value"].numpy(), fomm_src["jacobian"].numpy()
+    out["fomm_kp_source_value"] = fomm_src["value"].numpy()
+    out["fomm_kp_source_jacobian"] = fomm_src["jacobian"].numpy()
     fomm_drv = [fomm_kp(frame) for frame in driving]
     out["fomm_kp_driving_value"] = torch.cat([k["value"] for k in fomm_drv]).numpy()
     out["fomm_kp_driving_jacobian"] = torch.cat([k["jacobian"] for k in fomm_drv]).numpy()
@@ -227,7 +228,8 @@ def main(upstream: Path) -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT, **out)
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB); trajectory max |x| "
-          f"{float(np.abs(out['trajectory']).max()):.1f}, coarse range {out['coarse'].min():.3f}..{out['coarse'].max():.3f}, "
+          f"{float(np.abs(out['trajectory']).max()):.1f}, "
+          f"coarse range {out['coarse'].min():.3f}..{out['coarse'].max():.3f}, "
           f"FOMM {out['fomm_coarse'].min():.3f}..{out['fomm_coarse'].max():.3f}")
 
 

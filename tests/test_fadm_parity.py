@@ -137,7 +137,8 @@ def test_conditioning_network_and_denoiser(nets):
         err = _relative(unet.condition_conv(prepared, emb), FIXTURE["condition"][:, j])
         assert err < 1e-5, (step, err)
     noise = _noise().initial.expand(2, -1, -1, -1)
-    err = _relative(unet(noise, torch.full((2,), CONFIG["denoiser_step"], dtype=torch.long), prepared), FIXTURE["denoiser"])
+    step = torch.full((2,), CONFIG["denoiser_step"], dtype=torch.long)
+    err = _relative(unet(noise, step, prepared), FIXTURE["denoiser"])
     assert err < 1e-5, err
 
 

@@ -31,7 +31,8 @@ def test_full_size_files_have_the_released_layouts(official_keys):
         assert planned[name][part] == official, layout_id
     detail = planned["fadm_deca"]
     assert detail["E_detail"]["layers.2.weight"] == (128, 1024)
-    assert detail["D_detail"]["l1.0.weight"] == (8192, 181) and detail["D_detail"]["conv_blocks.21.weight"] == (1, 16, 3, 3)
+    assert detail["D_detail"]["l1.0.weight"] == (8192, 181)
+    assert detail["D_detail"]["conv_blocks.21.weight"] == (1, 16, 3, 3)
     assert set(rm.resolve_components(None, tiny=False)) >= set(rm.GROUPS["fadm"])
     assert not set(rm.resolve_components(None, tiny=True)) & set(rm.GROUPS["fadm"])
 
@@ -52,7 +53,8 @@ def test_tiny_files_load_and_run(tiny_fadm):
     source, driving = torch.rand(1, 3, 64, 64), torch.rand(2, 3, 64, 64)
     facevid = load_facevid(tiny_fadm / "fadm" / "Facevid.pth", configs["facevid"])
     fomm = load_fomm(tiny_fadm / "fadm" / "FOMM.pth", configs["fomm"])
-    for coarse in (animate(facevid, source, driving, relative=True), fomm_animate(fomm, source, driving, relative=True)):
+    for coarse in (animate(facevid, source, driving, relative=True),
+                   fomm_animate(fomm, source, driving, relative=True)):
         assert coarse.shape == (2, 3, 64, 64) and torch.isfinite(coarse).all()
     assert torch.equal(fomm.kp_detector.jacobian.bias, torch.tensor([1.0, 0.0, 0.0, 1.0]).repeat(4))
     params = load_e_flame(tiny_fadm / "fadm" / "deca_model.tar")(torch.rand(1, 3, 224, 224))

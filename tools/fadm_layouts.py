@@ -55,7 +55,8 @@ def fadm_parts(name: str, tiny: bool) -> dict[Optional[str], tuple[Callable[[], 
         identity = torch.tensor([1.0, 0.0, 0.0, 1.0]).repeat(oc.num_kp)
         return {"kp_detector": (lambda: fomm.FOMMKPDetector(oc), {"down.weight": blur(oc.kp_scale_factor),
                                                                    "jacobian.bias": identity}),
-                "generator": (lambda: fomm.FOMMGenerator(oc), {"dense_motion_network.down.weight": blur(oc.dm_scale_factor)})}
+                "generator": (lambda: fomm.FOMMGenerator(oc),
+                              {"dense_motion_network.down.weight": blur(oc.dm_scale_factor)})}
     if name == "fadm_deca":
         parts = {"E_flame": (deca.EFlame, {}), "D_detail": (_deca_detail_decoder, {})}
         if not tiny:  # the detail encoder (E_flame's trunk, 128 outputs) is never read: full size only

@@ -93,11 +93,6 @@ class PreparedCondition:
     color: torch.Tensor  # P_conv(gen) + 0.2 · P_conv(drv), (B,16,S,S)
     attribute: torch.Tensor  # (B,56)
 
-    def expand(self, batch: int) -> "PreparedCondition":
-        """The same condition for ``batch`` samples (from batch 1)."""
-        grow = lambda x: x.expand(batch, *x.shape[1:])  # noqa: E731
-        return PreparedCondition(tuple(grow(x) for x in self.levels), grow(self.color), grow(self.attribute))
-
 
 class ConditionNet(nn.Module):
     def __init__(self, time_dim: int, condition_dim: int = ATTRIBUTE_DIM, inner_channel: int = 32):

@@ -164,7 +164,8 @@ class DenseMotionNetwork(nn.Module):
         feature = F.relu(self.norm(self.compress(feature)))
         motions = self.sparse_motions((d, h, w), kp_driving, kp_source)
         repeated = feature.unsqueeze(1).expand(b, k1, *feature.shape[1:]).reshape(b * k1, -1, d, h, w)
-        deformed = F.grid_sample(repeated, motions.reshape(b * k1, d, h, w, 3), align_corners=False).view(b, k1, -1, d, h, w)
+        deformed = F.grid_sample(repeated, motions.reshape(b * k1, d, h, w, 3), align_corners=False)
+        deformed = deformed.view(b, k1, -1, d, h, w)
         heat = (gaussian_heatmaps(kp_driving, (d, h, w), 0.01) - gaussian_heatmaps(kp_source, (d, h, w), 0.01))
         heat = torch.cat([heat.new_zeros(b, 1, d, h, w), heat], dim=1).unsqueeze(2)
         prediction = self.hourglass(torch.cat([heat, deformed], dim=2).view(b, -1, d, h, w))
@@ -188,9 +189,9 @@ class OcclusionAwareGenerator(nn.Module):
         self.dense_motion_network = DenseMotionNetwork(c.num_kp, c.feature_channel, c.dense_motion,
                                                        c.estimate_occlusion_map)
         self.first = SameBlock2d(c.image_channel, c.block_expansion, kernel_size=(7, 7), padding=(3, 3))
-        self.down_blocks = nn.ModuleList(
-            DownBlock2d(min(c.max_features, c.block_expansion * 2**i), min(c.max_features, c.block_expansion * 2**(i + 1)),
-                        kernel_size=(3, 3), padding=(1, 1)) for i in range(c.num_down_blocks))
+        width = lambda i: min(c.max_features, c.block_expansion * 2**i)  # noqa: E731
+        self.down_blocks = nn.ModuleList(DownBlock2d(width(i), width(i + 1), kernel_size=(3, 3), padding=(1, 1))
+                                         for i in range(c.num_down_blocks))
         down_out = min(c.max_features, c.block_expansion * 2**c.num_down_blocks)
         self.second = nn.Conv2d(down_out, c.max_features, kernel_size=1)
         self.reshape_channel, self.reshape_depth = c.reshape_channel, c.reshape_depth

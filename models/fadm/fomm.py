@@ -133,11 +133,12 @@ class FOMMGenerator(nn.Module):
         self.down_blocks = nn.ModuleList(DownBlock2d(width(i), width(i + 1), kernel_size=(3, 3), padding=(1, 1))
                                          for i in range(c.num_down_blocks))
         self.up_blocks = nn.ModuleList(
-            UpBlock2d(width(c.num_down_blocks - i), width(c.num_down_blocks - i - 1), kernel_size=(3, 3), padding=(1, 1))
-            for i in range(c.num_down_blocks))
+            UpBlock2d(width(c.num_down_blocks - i), width(c.num_down_blocks - i - 1), kernel_size=(3, 3),
+                      padding=(1, 1)) for i in range(c.num_down_blocks))
         self.bottleneck = nn.Sequential()
         for i in range(c.num_bottleneck_blocks):
-            self.bottleneck.add_module(f"r{i}", ResBlock2d(width(c.num_down_blocks), kernel_size=(3, 3), padding=(1, 1)))
+            self.bottleneck.add_module(f"r{i}", ResBlock2d(width(c.num_down_blocks), kernel_size=(3, 3),
+                                                           padding=(1, 1)))
         self.final = nn.Conv2d(c.block_expansion, c.num_channels, kernel_size=(7, 7), padding=(3, 3))
 
     def encode(self, source: torch.Tensor) -> torch.Tensor:

@@ -113,7 +113,10 @@ def step_timesteps(timesteps: int, steps: Optional[int] = None) -> list[int]:
     return [int(t) for t in kept[::-1]]
 
 
-def _coefficients(diff: GaussianDiffusion, visited: list[int]) -> list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+Coefficients = tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _coefficients(diff: GaussianDiffusion, visited: list[int]) -> list[Coefficients]:
     """(t, ᾱ_t, ᾱ_next, c1) per visited step; consecutive steps use the stored buffers (upstream exactly)."""
     ac = diff.alphas_cumprod.float()
     out = []
