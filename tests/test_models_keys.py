@@ -9,6 +9,10 @@ from faceadapter_suite.models.adapting_area import AdaptingAreaPredictor
 from faceadapter_suite.models.arcface import iresnet100
 from faceadapter_suite.models.bisenet import BiSeNet
 from faceadapter_suite.models.d3dfr import D3DFR
+from faceadapter_suite.models.fadm.deca import EFlame
+from faceadapter_suite.models.fadm.facevid import HEEstimator, KPDetector, OcclusionAwareGenerator
+from faceadapter_suite.models.fadm.fomm import FOMMGenerator, FOMMKPDetector
+from faceadapter_suite.models.fadm.renderer import FADMDiffusion
 from faceadapter_suite.models.token_nets import ID2Token, Image2Token
 
 NETWORKS = {
@@ -18,6 +22,13 @@ NETWORKS = {
     "faceadapter.arcface_iresnet100": iresnet100,
     "faceadapter.id2token": ID2Token,
     "faceadapter.image2token": Image2Token,
+    "fadm.facevid.kp_detector": KPDetector,
+    "fadm.facevid.he_estimator": HEEstimator,
+    "fadm.facevid.generator": OcclusionAwareGenerator,
+    "fadm.fomm.kp_detector": FOMMKPDetector,
+    "fadm.fomm.generator": FOMMGenerator,
+    "fadm.deca.e_flame": EFlame,
+    "fadm.diffusion": FADMDiffusion,
 }
 
 

@@ -9,6 +9,7 @@ formats with small configs for tier-1 tests. Output is a ComfyUI-style models fo
                      pretrained_unet/, vision_encoder/, empty_prompt_embedding.pth, third_party/...}
     OUT/checkpoints/faceadapter_random_sd15.safetensors   (full size only; ComfyUI detects SD15)
     OUT/vae/vae-ft-mse-840000-ema-pruned.safetensors      (diffusers AutoencoderKL keys; the name templates use)
+    OUT/fadm/{diffusion.pth, Facevid.pth, FOMM.pth, deca_model.tar}   (FADM, fp32; group "fadm", not in --tiny's default)
     OUT/manifest.json                                     (files, sizes, seeds, options, maker version)
 
 Every tensor is drawn from its own generator seeded by (seed, component, key), so a file depends only
@@ -31,12 +32,13 @@ import torch
 
 from ..core.manifest import entry
 from . import sd15_layout as sd
+from .fadm_layouts import fadm_parts
 from .seeded_weights import seeded_state_dict
 
 __all__ = ["MAKER_VERSION", "COMPONENTS", "GROUPS", "DTYPES", "WEIGHT_STD", "CHECKPOINT_FILE", "VAE_FILE",
            "RESNET18_FILE", "make_random_models", "ensure_random_models", "read_manifest", "random_state",
            "random_tensor", "layout_of", "planned_layout", "FULL_SIZE_ONLY", "checkpoint_layout",
-           "resolve_components"]
+           "resolve_components", "FADM_FILES"]
 
 MAKER_VERSION = "3"  # bump when any file's contents or layout change: cached folders are then rewritten
 WEIGHT_STD = 0.02
@@ -298,6 +300,25 @@ def _write_checkpoint(job: _Job) -> list[str]:
     return [CHECKPOINT_FILE]
 
 
+# ------------------------------------------------------------------ FADM (layouts: tools/fadm_layouts.py)
+FADM_FILES = {"fadm_diffusion": "fadm.diffusion", "fadm_facevid": "fadm.facevid", "fadm_fomm": "fadm.fomm",
+              "fadm_deca": "fadm.deca"}
+
+
+def _write_fadm(job: _Job, name: str) -> list[str]:
+    """FADM files as released: fp32 .pth/.tar, a plain state dict (diffusion.pth) or a dict of them."""
+    content: dict[Optional[str], Any] = {}
+    for entry_name, (build, fixed) in fadm_parts(name, job.tiny).items():
+        with torch.device("meta"):
+            layout = layout_of(build())
+        state = random_state(layout, seed=job.seed, component=f"{name}/{entry_name}")
+        state.update((k, v.detach().clone()) for k, v in fixed.items())
+        content[entry_name] = state
+    relative = _fa(FADM_FILES[name])
+    _save_torch(content.pop(None) if None in content else content, job.path(relative))
+    return [relative]
+
+
 # name -> (writer, in the default tiny set)
 COMPONENTS: dict[str, tuple[Callable[[_Job], list[str]], bool]] = {
     "id2token": (lambda job: _write_random_pth(job, "id2token", _fa("faceadapter.id2token"), torch.bfloat16), True),
@@ -315,11 +336,17 @@ COMPONENTS: dict[str, tuple[Callable[[_Job], list[str]], bool]] = {
     "resnet18": (lambda job: _write_random_pth(job, "resnet18", RESNET18_FILE), False),
     "bfm": (_write_bfm, True),
     "checkpoint": (_write_checkpoint, False),
+    # FADM: fp32 as released; not in the default tiny set (E_flame and the head-pose trunk stay ~220 MB)
+    "fadm_diffusion": (lambda job: _write_fadm(job, "fadm_diffusion"), False),
+    "fadm_facevid": (lambda job: _write_fadm(job, "fadm_facevid"), False),
+    "fadm_fomm": (lambda job: _write_fadm(job, "fadm_fomm"), False),
+    "fadm_deca": (lambda job: _write_fadm(job, "fadm_deca"), False),
 }
 FULL_SIZE_ONLY = {"checkpoint"}
 GROUPS = {
     "generation": ("id2token", "image2token", "arcface", "empty_prompt", "controlnet", "unet", "vision_encoder", "vae"),
     "stage1": ("seg_unet", "d3dfr", "bisenet", "resnet18", "bfm"),
+    "fadm": ("fadm_diffusion", "fadm_facevid", "fadm_fomm", "fadm_deca"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Seeded random weights for the stage-1 networks (D3DFR, seg-UNet, BiSeNet).
+"""Seeded random weights for the stage-1 networks (D3DFR, seg-UNet, BiSeNet) and FADM's networks.
 
 Why: the parity fixture (scripts/make_stage1_parity.py) runs upstream's modules and the test
 runs the pack's on the *same* weights without committing ~200 MB of them, and the random model
@@ -17,18 +17,33 @@ from typing import Mapping
 import numpy as np
 import torch
 
-SEEDS = {"d3dfr": 11, "seg_unet": 12, "bisenet": 13}
+SEEDS = {"d3dfr": 11, "seg_unet": 12, "bisenet": 13,
+         "fadm_kp_detector": 21, "fadm_he_estimator": 22, "fadm_generator": 23, "fadm_e_flame": 24,
+         "fadm_diffusion": 25, "fadm_fomm_kp_detector": 26, "fadm_fomm_generator": 27}
 SEG_BIAS = -0.1
 BISENET_ROWS = {0: 0.045, 17: 0.035}
-D3DFR_HEAD_STD = 0.005  # coefficient heads (fianl_layers.*): small pose/shape coefficients
+HEAD_STD = 0.005  # D3DFR's coefficient heads (fianl_layers.*): small pose/shape coefficients
+# Heads drawn with a small std instead of 1/sqrt(fan_in): face-vid2vid's translation and expression offsets
+# (keypoints stay inside the volume, so the warp moves the face rather than emptying the frame).
+# FOMM's jacobian head likewise (plus the identity below: its jacobians are inverted).
+SMALL_HEADS = {"d3dfr": ("fianl_layers.",), "fadm_he_estimator": ("fc_t.", "fc_exp."),
+               "fadm_fomm_kp_detector": ("jacobian.",)}
+# Fixed buffers that are part of the architecture, not learned: they keep the template's value.
+FIXED = {"fadm_kp_detector": ("down.weight",), "fadm_fomm_kp_detector": ("down.weight",),
+         "fadm_fomm_generator": ("dense_motion_network.down.weight",),
+         "fadm_diffusion": ("diffusion.betas", "diffusion.alphas_cumprod", "diffusion.sqrt_", "diffusion.log_",
+                            "diffusion.posterior_", "diffusion.ddim_c1", "diffusion.denoise_fn.time_mlp.0.inv_freq")}
 # Output layers whose rows are centred (zero mean over inputs) and scaled, so the mask decisions vary
 # across the crop instead of following the features' common (post-ReLU, positive) mean: a seg-UNet
 # probability on both sides of 0.5, several BiSeNet labels.
 CENTRED = {"seg_unet": {"final_conv.weight": 10.0, "final_conv.bias": 0.0},
-           "bisenet": {"conv_out.conv_out.weight": 3.0}}
+           "bisenet": {"conv_out.conv_out.weight": 3.0},
+           # face-vid2vid's / FOMM's output spans ~0.2..0.8, not a flat 0.5
+           "fadm_generator": {"final.weight": 20.0}, "fadm_fomm_generator": {"final.weight": 20.0}}
 # Then added: the seg-UNet's output bias, and BiSeNet's background / hair rows (labels 0, 17), so the
-# areas cover part of the crop, not all of it.
-OFFSETS = {"seg_unet": {"final_conv.bias": SEG_BIAS}, "bisenet": {"conv_out.conv_out.weight": BISENET_ROWS}}
+# areas cover part of the crop, not all of it. FOMM's jacobians: identity (upstream's initialisation) plus small noise.
+OFFSETS = {"seg_unet": {"final_conv.bias": SEG_BIAS}, "bisenet": {"conv_out.conv_out.weight": BISENET_ROWS},
+           "fadm_fomm_kp_detector": {"jacobian.bias": lambda a: a + np.tile([1.0, 0.0, 0.0, 1.0], a.size // 4)}}
 
 
 def _tensor(name: str, shape: tuple[int, ...], seed: int, head_std: float | None) -> np.ndarray:
@@ -52,20 +67,29 @@ def seeded_state_dict(template: Mapping[str, torch.Tensor], network: str) -> dic
     seed = SEEDS[network]
     out = {}
     for name, value in template.items():
-        if not torch.is_floating_point(value):
+        if not torch.is_floating_point(value) or name.startswith(FIXED.get(network, ())):
             out[name] = value.clone()
             continue
-        head = D3DFR_HEAD_STD if network == "d3dfr" and name.startswith("fianl_layers.") else None
+        head = HEAD_STD if name.startswith(SMALL_HEADS.get(network, ())) else None
         array = _tensor(name, tuple(value.shape), seed, head)
         gain = CENTRED.get(network, {}).get(name)
         if gain is not None:
             rows = array.reshape(array.shape[0], -1)
             array = gain * (rows - rows.mean(axis=1, keepdims=True)).reshape(array.shape) if array.ndim > 1 else array * gain
         offset = OFFSETS.get(network, {}).get(name)
-        if isinstance(offset, dict):
+        if callable(offset):
+            array = offset(array)
+        elif isinstance(offset, dict):
             for row, value in offset.items():
                 array[row] += value
         elif offset is not None:
             array = array + offset
         out[name] = torch.from_numpy(array.astype(np.float32))
     return out
+
+
+def seeded_noise(seed: int, shape: tuple[int, ...], count: int) -> np.ndarray:
+    """(count, *shape) float32 standard normal draws from numpy's RandomState(seed), one draw per item:
+    the renderer's shared noises for the FADM parity fixture, regenerated identically on both sides."""
+    rng = np.random.RandomState(seed)
+    return np.stack([rng.standard_normal(shape) for _ in range(count)]).astype(np.float32)
