@@ -188,7 +188,7 @@ def paste_batch(image: torch.Tensor, crop_images: torch.Tensor, crops: CropBatch
         frame = frame_float(image, frame_of[fi])
         frame_mask = out_mask[fi].numpy()
         for k in by_frame.get(fi, []):
-            crop_image = crop_images[k, ..., :3].detach().float().cpu().numpy()
+            crop_image = frame_float(crop_images, k, writable=False)  # gray crops expanded, alpha dropped
             weights = _crop_weights(crops, k, crop_image.shape[0], mask, feather)
             paste_one(frame, frame_mask, crop_image, crops.crops[k], weights, color_match, preserve_unchanged)
         out[fi] = torch.from_numpy(frame)

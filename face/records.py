@@ -14,11 +14,14 @@ Coordinate conventions (all stages):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Optional, Protocol, Sequence
 
 import numpy as np
 
 from ..core.errors import NoFaceError
+
+if TYPE_CHECKING:
+    import torch
 
 # Names of dense landmark layouts a Face may carry.
 MEDIAPIPE_478 = "mediapipe478"
@@ -147,6 +150,18 @@ class FaceBatch:
     def missing(self) -> list[int]:
         """Indices of the frames without a face."""
         return [i for i, f in enumerate(self.frames) if not f.faces]
+
+    def check_image(self, image: torch.Tensor, what: str = "IMAGE") -> None:
+        """ValueError unless ``image`` has the frames these faces were detected on (count and size): a batch
+        from another loader would otherwise be cropped at the wrong places, or fail deep inside a warp."""
+        frames = 1 if image.ndim == 3 else int(image.shape[0])
+        height, width = int(image.shape[-3]), int(image.shape[-2])
+        sizes = {(f.height, f.width) for f in self.frames}
+        if frames != len(self.frames) or (sizes and sizes != {(height, width)}):
+            detected = ", ".join(f"{w}x{h}" for h, w in sorted(sizes)) or "no frames"
+            raise ValueError(f"FaceAdapter: {what} has {frames} frame(s) of {width}x{height}, but its faces were "
+                             f"detected on {len(self.frames)} frame(s) of {detected}; connect the IMAGE that went "
+                             "into Detect Faces")
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,7 @@ class FaceAdapterCropFaces:
     def crop(self, image: torch.Tensor, faces: FaceBatch, crop: str, size: int, crop_ratio: float) -> tuple:
         if image.ndim == 3:
             image = image.unsqueeze(0)
+        faces.check_image(image)
         if faces.count() == 0:
             raise NoFaceError(f"FaceAdapter: no face to crop in any of the {len(faces)} frame(s); check Detect Faces' "
                               "preview, lower min_score, or select another face.")

@@ -106,6 +106,8 @@ class FaceAdapterProject3DLandmarks:
 
     def project(self, reconstructor, source_image, source_faces, target_image, target_faces, task, on_missing,
                 crop_ratio, analysis=None):
+        source_faces.check_image(source_image, "source_image")
+        target_faces.check_image(target_image, "target_image")
         bar = bridge.progress(len(target_faces) * 2, "project landmarks")
         plan = plan_pairs(task, image_to_uint8(source_image), source_faces, lambda i: frame_to_uint8(target_image, i),
                           target_faces, on_missing, crop_ratio, analysis, step=bar.update)

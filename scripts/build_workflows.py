@@ -25,6 +25,8 @@ Link = tuple[int, int, int, str]  # from node, from slot, to node, to input name
 
 MESH = "mediapipe_mesh (licence-clean)"
 VAE_NAME = "vae-ft-mse-840000-ema-pruned.safetensors"
+CHECKPOINT_NAME = "v1-5-pruned-emaonly.safetensors"  # SD1.5's usual file name (ComfyUI's default graph uses it too)
+LORA_NAME = "sd15_lora.safetensors"  # a stand-in: the user picks one of theirs
 
 
 def build(nodes: list[Node], links: list[Link], groups: list[tuple[str, list[int], str]]) -> dict:
@@ -176,7 +178,92 @@ def swap_render() -> dict:
     return build(nodes, links, GROUPS)
 
 
-TEMPLATES = {"faceadapter_reenact": reenact_native, "faceadapter_swap": swap_render}
+def multi_face_video_swap() -> dict:
+    """Swap over a video of several people: Select Face keeps, in every frame, the face most like a reference
+    photo and follows its track; Render swaps the source identity into those faces, frame by frame."""
+    nodes: list[Node] = [
+        (1, "LoadImage", (0, 60), "Source: the new identity", {"image": "faceadapter_grace_hopper.png"}),
+        (2, "LoadImage", (0, 520), "Video frame (stand-in for a video loader)", {"image": "faceadapter_t1.png"}),
+        (3, "RepeatImageBatch", (0, 900), "Frames (replace with a video loader)", {"amount": 3}),
+        (4, "LoadImage", (0, 1100), "Reference: a photo of the person to replace", {"image": "faceadapter_t1.png"}),
+        (5, "FaceAdapterLoadFaceAnalysis", (300, 360), None, {"backend": "mediapipe", "recognition": True}),
+        (6, "FaceAdapterDetectFaces", (660, 60), None, {"tracking": False, "preview": False}),
+        (7, "FaceAdapterDetectFaces", (660, 520), "Detect Faces in the video (tracking)",
+         {"tracking": True, "smoothing": "one_euro", "preview": True}),
+        (8, "FaceAdapterDetectFaces", (660, 1100), "Detect the reference face", {"tracking": False, "preview": False}),
+        (9, "FaceAdapterSelectFace", (1000, 60), None, {}),
+        (10, "FaceAdapterSelectFace", (1000, 520), "Select the reference person in every frame",
+         {"mode": "reference", "follow_track": True}),
+        (11, "FaceAdapterLoad3DReconstructor", (1000, 1100), None, {"method": MESH}),
+        (12, "FaceAdapterProject3DLandmarks", (1360, 60), None, {"task": "swap"}),
+        (13, "FaceAdapterPredictAdaptingArea", (1360, 520), None, {}),
+        (14, "FaceAdapterComposeSpatialControl", (1720, 60), None, {}),
+        (15, "FaceAdapterLoad", (1720, 520), None, {}),
+        (16, "FaceAdapterLoadUNet", (1720, 980), None, {}),
+        (17, "VAELoader", (1720, 1120), None, {"vae_name": VAE_NAME}),
+        (18, "FaceAdapterEncodeIdentity", (2080, 60), None, {}),
+        (19, "FaceAdapterEncodeAttributes", (2080, 360), None, {}),
+        (20, "FaceAdapterRender", (2440, 60), None, {"seed": 0, "steps": 25, "cfg": 5.0}),
+        (21, "SaveImage", (2800, 60), "Result: the chosen face swapped in every frame",
+         {"filename_prefix": "FaceAdapter/multi_face_swap"}),
+        (22, "PreviewImage", (2800, 520), "Generated crops, one per frame", {}),
+        (23, "PreviewImage", (1000, 900), "Tracked faces in the video", {}),
+        (24, "PreviewImage", (2080, 700), "Control image", {}),
+    ]
+    links: list[Link] = [
+        (2, 0, 3, "image"), (1, 0, 6, "image"), (5, 0, 6, "analysis"), (3, 0, 7, "image"), (5, 0, 7, "analysis"),
+        (4, 0, 8, "image"), (5, 0, 8, "analysis"), (6, 0, 9, "faces"), (7, 0, 10, "faces"), (8, 0, 10, "reference"),
+        (11, 0, 12, "reconstructor"), (1, 0, 12, "source_image"), (9, 0, 12, "source_faces"),
+        (3, 0, 12, "target_image"), (10, 0, 12, "target_faces"), (12, 0, 13, "landmarks"), (12, 0, 14, "landmarks"),
+        (13, 0, 14, "area"),
+        (14, 0, 18, "spatial"), (15, 0, 18, "face_adapter"), (14, 0, 19, "spatial"), (15, 0, 19, "face_adapter"),
+        (14, 0, 20, "spatial"), (18, 0, 20, "identity"), (19, 0, 20, "attributes"), (15, 1, 20, "control_net"),
+        (15, 0, 20, "face_adapter"), (3, 0, 20, "image"), (16, 0, 20, "model"), (17, 0, 20, "vae"),
+        (20, 0, 21, "images"), (20, 1, 22, "images"), (7, 1, 23, "images"), (14, 1, 24, "images"),
+    ]
+    return build(nodes, links, [("Faces: source, video, reference", [-10, -10, 1330, 1500], "#3f789e"),
+                                ("Spatial condition", [1340, -10, 720, 1500], "#A88"),
+                                ("Face-Adapter", [2070, -10, 1110, 1500], "#8A8")])
+
+
+def native_checkpoint_lora() -> dict:
+    """The native path: a stock SD1.5 checkpoint and a LoRA give the MODEL, Apply Face-Adapter the
+    conditioning, the stock KSampler samples, the checkpoint's VAE decodes; Blend and Paste finish the swap."""
+    nodes, links = spatial_part("swap")
+    nodes += [
+        (12, "FaceAdapterLoad", (1720, 520), None, {}),
+        (13, "CheckpointLoaderSimple", (1720, 980), "Any SD1.5 checkpoint", {"ckpt_name": CHECKPOINT_NAME}),
+        (14, "LoraLoader", (2080, 980), "LoRA (pick yours; strength 0 = off)",
+         {"lora_name": LORA_NAME, "strength_model": 1.0, "strength_clip": 1.0}),
+        (15, "FaceAdapterEncodeIdentity", (2080, 60), None, {}),
+        (16, "FaceAdapterEncodeAttributes", (2080, 360), None, {}),
+        (17, "FaceAdapterApply", (2440, 60), None, {}),
+        (18, "KSampler", (2800, 60), None, {"seed": 0, "steps": 25, "cfg": 5.0, "sampler_name": "euler",
+                                             "scheduler": "normal", "denoise": 1.0}),
+        (19, "VAEDecode", (3160, 60), None, {}),
+        (20, "FaceAdapterBlendFaces", (3160, 220), None, {}),
+        (21, "FaceAdapterPasteGenerated", (3160, 420), None, {}),
+        (22, "SaveImage", (3520, 60), "Result: swapped (checkpoint + LoRA)", {"filename_prefix": "FaceAdapter/native"}),
+        (23, "PreviewImage", (2080, 700), "Control image", {}),
+        (24, "PreviewImage", (3520, 520), "Generated crop", {}),
+    ]
+    links += [
+        (11, 0, 15, "spatial"), (12, 0, 15, "face_adapter"), (11, 0, 16, "spatial"), (12, 0, 16, "face_adapter"),
+        (13, 0, 14, "model"), (13, 1, 14, "clip"),
+        (11, 0, 17, "spatial"), (15, 0, 17, "identity"), (16, 0, 17, "attributes"), (12, 1, 17, "control_net"),
+        (12, 0, 17, "face_adapter"),
+        (14, 0, 18, "model"), (17, 0, 18, "positive"), (17, 1, 18, "negative"), (17, 2, 18, "latent_image"),
+        (18, 0, 19, "samples"), (13, 2, 19, "vae"),
+        (11, 0, 20, "spatial"), (19, 0, 20, "images"),
+        (11, 0, 21, "spatial"), (2, 0, 21, "image"), (20, 0, 21, "crops"), (20, 1, 21, "mask"),
+        (21, 0, 22, "images"), (11, 1, 23, "images"), (20, 0, 24, "images"),
+    ]
+    return build(nodes, links, GROUPS)
+
+
+TEMPLATES = {"faceadapter_reenact": reenact_native, "faceadapter_swap": swap_render,
+             "faceadapter_multi_face_video_swap": multi_face_video_swap,
+             "faceadapter_native_checkpoint_lora": native_checkpoint_lora}
 
 if __name__ == "__main__":
     for name, make in TEMPLATES.items():

@@ -29,7 +29,8 @@ from comfy_server import ComfyServer  # noqa: E402
 from faceadapter_suite.face.sample_photos import load_sample  # noqa: E402
 
 NAMES = ("faceadapter_spatial_condition_reenact", "faceadapter_spatial_condition_swap")
-GENERATION_NAMES = ("faceadapter_reenact", "faceadapter_swap")
+GENERATION_NAMES = ("faceadapter_reenact", "faceadapter_swap", "faceadapter_multi_face_video_swap",
+                    "faceadapter_native_checkpoint_lora")
 THUMBNAIL_STEPS = 1
 TILE = 256
 
@@ -70,7 +71,10 @@ def spatial_tiles(prompt: dict, first) -> list[np.ndarray]:
 def generation_tiles(prompt: dict, first) -> list[np.ndarray]:
     project = next(n for n in prompt.values() if n["class_type"] == "FaceAdapterProject3DLandmarks")
     side = "source_image" if project["inputs"]["task"] == "reenact" else "target_image"
-    photo = prompt[project["inputs"][side][0]]["inputs"]["image"]
+    frames = prompt[project["inputs"][side][0]]
+    if frames["class_type"] == "RepeatImageBatch":  # the video stand-in: its first frame
+        frames = prompt[frames["inputs"]["image"][0]]
+    photo = frames["inputs"]["image"]
     compose = next(k for k, n in prompt.items() if n["class_type"] == "FaceAdapterComposeSpatialControl")
     maker = next(k for k, n in prompt.items() if n["class_type"] in ("FaceAdapterBlendFaces", "FaceAdapterRender"))
     result = next(k for k, n in prompt.items() if n["class_type"] in ("FaceAdapterPasteGenerated", "FaceAdapterRender")
@@ -121,10 +125,11 @@ def main() -> None:
     if generation:
         from conftest import PACK  # noqa: F401
         from faceadapter_suite.tools.random_models import ensure_random_models
-        from integration.conftest import RANDOM_MODELS_CACHE, random_models_paths
+        from integration.conftest import RANDOM_MODELS_CACHE, template_models_paths
 
         models = ensure_random_models(RANDOM_MODELS_CACHE / "fp16", dtype="fp16")
-        thumbnails(generation, random_models_paths(models), generation_tiles)
+        with tempfile.TemporaryDirectory() as links:
+            thumbnails(generation, template_models_paths(models, Path(links)), generation_tiles)
 
 
 if __name__ == "__main__":

@@ -437,3 +437,62 @@ def test_templates_name_model_files_not_install_hints(name):
     hints = [(n["id"], v) for n in load_json(WORKFLOW_DIR / f"{name}.json")["nodes"]
              for v in n.get("widgets_values") or [] if isinstance(v, str) and v.startswith(NOT_INSTALLED)]
     assert hints == []
+
+
+def _upstream(prompt: dict, nid: str) -> dict:
+    """The sub-prompt ``nid`` depends on (itself included)."""
+    keep, todo = {}, [nid]
+    while todo:
+        n = todo.pop()
+        if n not in keep:
+            keep[n] = prompt[n]
+            todo += [v[0] for v in prompt[n]["inputs"].values() if isinstance(v, list)]
+    return keep
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="needs mediapipe")
+def test_multi_face_video_template_follows_the_reference_person():
+    """Template (f): the stand-in video shows several people; Select Face (reference) keeps one face per frame,
+    the same track in every frame, the one most like the reference photo's face; the spatial stage then holds
+    one face pair per frame for Render."""
+    import numpy as np
+
+    from faceadapter_suite.face.select import face_similarity, reference_face
+
+    prompt = load_json(API_DIR / "faceadapter_multi_face_video_swap.json")
+    kinds = {nid: n["class_type"] for nid, n in prompt.items()}
+    select = next(nid for nid, k in kinds.items() if k == "FaceAdapterSelectFace"
+                  and prompt[nid]["inputs"]["mode"] == "reference")
+    compose = next(nid for nid, k in kinds.items() if k == "FaceAdapterComposeSpatialControl")
+    render = next(nid for nid, k in kinds.items() if k == "FaceAdapterRender")
+    assert prompt[render]["inputs"]["spatial"] == [compose, 0]
+    results, _ = run_prompt(_upstream(prompt, compose))
+    video = results[prompt[select]["inputs"]["faces"][0]][0]
+    reference = reference_face(results[prompt[select]["inputs"]["reference"][0]][0])
+    chosen = results[select][0]
+    frames = len(video.frames)
+    assert frames >= 2 and all(len(f.faces) >= 2 for f in video.frames), "several people in every frame"
+    assert [len(f.faces) for f in chosen.frames] == [1] * frames
+    assert len({f.faces[0].track_id for f in chosen.frames}) == 1, "one person followed through the video"
+    for everyone, kept in zip(video.frames, chosen.frames):
+        best = max(everyone.faces, key=lambda f: face_similarity(f, reference)[0])
+        assert np.allclose(kept.faces[0].bbox, best.bbox), "the face most like the reference"
+    assert results[compose][1].shape[0] == frames, "one control image per frame"
+    detect = prompt[select]["inputs"]["faces"][0]
+    assert prompt[render]["inputs"]["image"] == prompt[detect]["inputs"]["image"], "Render pastes into the video"
+
+
+def test_native_template_is_checkpoint_lora_ksampler():
+    """Template (g): stock checkpoint -> LoRA -> KSampler with Apply Face-Adapter's conditioning, the checkpoint's
+    VAE, then Blend and Paste into the target frame (a swap)."""
+    prompt = load_json(API_DIR / "faceadapter_native_checkpoint_lora.json")
+    one = {n["class_type"]: nid for nid, n in prompt.items()}
+    ksampler, lora, checkpoint = (prompt[one[k]]["inputs"] for k in ("KSampler", "LoraLoader", "CheckpointLoaderSimple"))
+    assert ksampler["model"] == [one["LoraLoader"], 0] and lora["model"] == [one["CheckpointLoaderSimple"], 0]
+    assert lora["clip"] == [one["CheckpointLoaderSimple"], 1]
+    assert [ksampler[k] for k in ("positive", "negative", "latent_image")] == [[one["FaceAdapterApply"], i] for i in range(3)]
+    assert prompt[one["VAEDecode"]]["inputs"]["vae"] == [one["CheckpointLoaderSimple"], 2]
+    paste = prompt[one["FaceAdapterPasteGenerated"]]["inputs"]
+    project = prompt[one["FaceAdapterProject3DLandmarks"]]["inputs"]
+    assert project["task"] == "swap" and paste["image"] == project["target_image"]
+    assert checkpoint["ckpt_name"].endswith(".safetensors") and ksampler["steps"] == 25

@@ -1,6 +1,7 @@
 """Tier 2: a real ComfyUI, started once per session, when COMFYUI_PATH and COMFYUI_PYTHON are set."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -44,12 +45,9 @@ def comfy(tmp_path_factory, configured_faceadapter_dir, random_models_dir):
     """The session's ComfyUI: the user-configured stage-1 folder first, then the maker's full-size random
     Face-Adapter files, SD1.5 checkpoint, VAE and a random LoRA, so every template runs."""
     workdir = tmp_path_factory.mktemp("comfyui")
-    loras = tmp_path_factory.mktemp("loras")
-    write_random_lora(loras / RANDOM_LORA)
-    paths = random_models_paths(random_models_dir)
+    paths = template_models_paths(random_models_dir, tmp_path_factory.mktemp("template_models"))
     server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), os.environ["COMFYUI_PYTHON"], workdir,
-                         models={**paths, "faceadapter": [configured_faceadapter_dir, paths["faceadapter"]],
-                                 "loras": loras})
+                         models={**paths, "faceadapter": [configured_faceadapter_dir, paths["faceadapter"]]})
     server.start()
     yield server
     server.stop()
@@ -89,6 +87,30 @@ def write_random_lora(path: Path) -> None:
             state[f"{key}.lora_up.weight"] = torch.randn(width, 4, generator=g).half() * 0.2
             state[f"{key}.alpha"] = torch.tensor(4.0).half()
     save_file(state, str(path))
+
+
+def template_models_paths(models: Path, folder: Path) -> dict[str, Path | list[Path]]:
+    """random_models_paths plus a random LoRA (RANDOM_LORA), and links under every checkpoint and LoRA file name
+    the templates use (SD1.5's usual v1-5-pruned-emaonly.safetensors, a stand-in LoRA name) to the maker's
+    checkpoint and that LoRA, so the templates run unchanged."""
+    from faceadapter_suite.tools.random_models import CHECKPOINT_FILE
+
+    paths: dict[str, Path | list[Path]] = dict(random_models_paths(models))
+    loras, checkpoints = folder / "loras", folder / "checkpoints"
+    loras.mkdir(parents=True, exist_ok=True)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    write_random_lora(loras / RANDOM_LORA)
+    maker_checkpoint = models / CHECKPOINT_FILE
+    for api in sorted((Path(__file__).resolve().parents[2] / "workflows" / "api").glob("*.json")):
+        for node in json.loads(api.read_text()).values():
+            for key, folder_, target in (("ckpt_name", checkpoints, maker_checkpoint),
+                                         ("lora_name", loras, loras / RANDOM_LORA)):
+                name = node["inputs"].get(key)
+                if isinstance(name, str) and not (folder_ / name).exists() and not (models / "checkpoints" / name).exists():
+                    (folder_ / name).symlink_to(target)
+    paths["checkpoints"] = [models / "checkpoints", checkpoints]
+    paths["loras"] = loras
+    return paths
 
 
 def quick(prompt: dict, steps: int = 1) -> dict:
