@@ -12,13 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_mesh_topology_imports_alone_and_the_runtime_never_loads_the_derivation():
     code = textwrap.dedent("""
-        import sys
-        sys.path.insert(0, ".")
-        from standalone import load_pack
-        load_pack()
+        import importlib.util, sys
+        # The package object without running its __init__ (which registers every node, and the metrics
+        # nodes use spatial.pose): only then does sys.modules show what mesh_topology itself imports.
+        spec = importlib.util.spec_from_file_location("faceadapter_suite", "__init__.py",
+                                                      submodule_search_locations=["."])
+        pack = importlib.util.module_from_spec(spec)
+        sys.modules["faceadapter_suite"] = pack
         import faceadapter_suite.spatial.mesh_topology as mt
         print("POSE", "faceadapter_suite.spatial.pose" in sys.modules)
         print("DERIVE", hasattr(mt, "derive_canonical_478"))
+        spec.loader.exec_module(pack)  # now the whole pack, as ComfyUI loads it
         import faceadapter_suite.spatial.pose, faceadapter_suite.spatial.projector_mesh  # noqa: E401
         import faceadapter_suite.nodes  # every node module the pack registers
         print("SCRIPTS", sorted(m for m in sys.modules if "derive_canonical" in m))
