@@ -4,9 +4,9 @@ The session ComfyUI (fixture ``comfy``: the maker's random models, so every drop
 own frontend (comfyui-frontend-package). For each template in workflows/ the page's app loads it with
 ``app.loadGraphData`` and the test checks what the frontend itself reports: no missing node types (its
 ``afterConfigureGraph`` hook), no node flagged with errors, no console error or uncaught exception while
-loading, every widget value kept as saved (``graph.serialize()``), every dropdown value among the served
-choices, and ``app.graphToPrompt()`` equal to the shipped API twin. A screenshot of each template goes to
-$FACEADAPTER_SCREENSHOTS (or the test's tmp dir). Then the spatial-condition template (no model files) is
+loading, no error or warning toast (the frontend's own workflow validation), every widget value kept as
+saved (``graph.serialize()``), every dropdown value among the served choices, and ``app.graphToPrompt()``
+equal to the shipped API twin. A screenshot of each template goes to $FACEADAPTER_SCREENSHOTS (or the test's tmp dir). Then the spatial-condition template (no model files) is
 queued from the page and its output image is waited for, as a new user would after opening it.
 
 Skipped, with the reason, when the machine has no Chromium (Debian: ``apt-get install chromium``).
@@ -54,6 +54,7 @@ LOAD = """(async () => {
     combos,
     errors: window.__faceadapter.errors.slice(before),
     dialogs: [...document.querySelectorAll('.p-dialog')].map(d => d.innerText.slice(0, 300)),
+    toasts: [...document.querySelectorAll('.p-toast-message-error, .p-toast-message-warn')].map(t => t.innerText.slice(0, 300)),
   };
 })()"""
 
@@ -159,6 +160,7 @@ def test_template_loads_without_missing_nodes_or_errors(loaded, name):
     assert report["flagged"] == [], f"nodes flagged with errors: {report['flagged']}"
     assert report["errors"] == [], f"console errors while loading: {report['errors']}"
     assert report["dialogs"] == [], f"dialogs opened while loading: {report['dialogs']}"
+    assert report["toasts"] == [], f"error / warning toasts (the frontend's workflow validation): {report['toasts']}"
     assert report["nodes"] == len(load_json(WORKFLOW_DIR / f"{name}.json")["nodes"])
     assert Path(report["screenshot"]).stat().st_size > 20_000, "a screenshot with the graph in it"
 
