@@ -4,7 +4,8 @@ One server of its own (a bare models folder the fault tests write bad files into
 on the 6.7 GB random models. Measured numbers are printed (run with -s to see them):
 
 - soak: 100 prompts of the spatial-condition template back to back over the API, each with other inputs
-  (8 photos, source and target changing every prompt, a crop ratio per prompt), all succeed, server RSS after the last <= RSS after the 10th + 10 %;
+  (8 photos, source and target changing every prompt, a crop ratio per prompt), all succeed, server RSS after
+  the last <= RSS after the 10th + 10 %;
 - interrupt mid-batch (Detect Faces on 200 frames): Cancel stops within one frame (plus what is in flight on
   the socket), the next prompt succeeds, the face-analysis loader is not run (loaded) again;
 - bad model files (a corrupted, a missing, and a code-carrying D3DFR .pth): the pack's clear error, the
