@@ -15,6 +15,8 @@ for short vs long videos (the frame loop must keep working memory flat).
   full-frame mesh (as many faces as ours allows), and for each detection beyond the meshes that pass found, the
   mesh on a 4x box around it cut from the frame. On one-face frames this is the literal baseline; on t1 it adds
   the three sub-image passes the literal one leaves out, so the ratio is the pack's overhead, not its extra work.
+- timing: each frame's best of 5 (video) or 12 (photos) repeats, all variants interleaved frame by frame;
+  ms per frame is the mean of those bests, so a neighbour's load on the shared CPU costs repeats, not numbers.
 - memory: peak RSS of detect+select+crop+paste on 16 and 256 frames of 512x512, each in a fresh
   process, above the RSS just before the call (peak mark reset), minus the outputs' own bytes
   (crops, frames, masks, face records: proportional to the frame count by nature), best of two
@@ -180,18 +182,24 @@ def timing(frames: int = 48) -> dict:
 
     results = {}
     single = [rgb for name, rgb in zip(sample_photos.SAMPLE_NAMES, photos) if name != "t1"]
-    for label, rgbs in (("video_512", list(clip)), ("sample_photos", photos * 8),
-                        ("sample_photos_without_t1", single * 8)):
+    for label, rgbs, repeats in (("video_512", list(clip), 5), ("sample_photos", photos, 12),
+                                 ("sample_photos_without_t1", single, 12)):
         images = [uint8_to_image(rgb) for rgb in rgbs]
         bare(rgbs[:4]), same(rgbs[:4]), ours(images[:4]), job(images[:4])  # warm-up
-        runs = {"bare": lambda: bare(rgbs), "mesh": lambda: bare(rgbs, False), "ours": lambda: ours(images),
-                "job": lambda: job(images), "same": lambda: same(rgbs)}
-        best = {k: float("inf") for k in runs}
-        for _ in range(5):  # interleaved, so a neighbour's load on a shared CPU hits every variant alike
-            for k, fn in runs.items():
-                best[k] = min(best[k], _time(fn))
+        runs = {"bare": lambda i: bare(rgbs[i:i + 1]), "mesh": lambda i: bare(rgbs[i:i + 1], False),
+                "ours": lambda i: ours(images[i:i + 1]), "job": lambda i: job(images[i:i + 1]),
+                "same": lambda i: same(rgbs[i:i + 1])}
+        # Each frame's best of ``repeats``, the variants interleaved frame by frame: on a shared CPU a
+        # neighbour's burst then costs a repeat, not the measurement (a whole-list best of 5 at load 8
+        # on 2 cores put ours at 2-3x its quiet time and the bare calls at 1.5x).
+        best = {k: [float("inf")] * len(rgbs) for k in runs}
+        for _ in range(repeats):
+            for i in range(len(rgbs)):
+                for k, fn in runs.items():
+                    best[k][i] = min(best[k][i], _time(lambda: fn(i)))
+        best = {k: sum(v) for k, v in best.items()}
         t_bare, t_mesh, t_ours, t_job, t_same = (best[k] / len(rgbs) for k in ("bare", "mesh", "ours", "job", "same"))
-        results[label] = {"frames": len(rgbs), "ms_per_frame_ours": round(t_ours * 1e3, 2),
+        results[label] = {"frames": len(rgbs), "repeats": repeats, "ms_per_frame_ours": round(t_ours * 1e3, 2),
                           "ms_per_frame_bare_detection_plus_mesh": round(t_bare * 1e3, 2),
                           "ms_per_frame_bare_mesh_only": round(t_mesh * 1e3, 2),
                           "ratio_vs_bare_detection_plus_mesh": round(t_ours / t_bare, 3),

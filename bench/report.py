@@ -218,8 +218,8 @@ def main() -> int:
     (OUT / "latest.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     md = markdown(report)
     (OUT / "latest.md").write_text("# Benchmark report\n\n" + md)
-    if not args.no_readme:
-        update_readme(md)
+    if not args.no_readme and not update_readme(md):
+        print(f"README.md has no {BEGIN} ... {END} markers: the table was not placed there", file=sys.stderr)
     print(md)
     failed = [k for k, v in report["benches"].items() if "error" in v]
     return 1 if failed else 0
