@@ -48,7 +48,12 @@ def parse_document(stdout: str) -> dict:
     raise ValueError("no JSON document in the bench's output")
 
 
+def now_utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def run_bench(script: Path, args: list[str]) -> dict:
+    measured = now_utc()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, str(script), *args], cwd=REPO, capture_output=True, text=True)
     seconds = round(time.perf_counter() - start, 1)
@@ -58,12 +63,12 @@ def run_bench(script: Path, args: list[str]) -> dict:
         else:
             tail = proc.stderr.strip().splitlines()[-1:] if proc.stderr.strip() else [""]
             why = f"exit {proc.returncode}: {tail[0][-300:]}"
-        return {"bench": script.stem, "error": why, "wall_s": seconds}
+        return {"bench": script.stem, "error": why, "wall_s": seconds, "measured": measured}
     try:
         doc = parse_document(proc.stdout)
     except ValueError as exc:
-        return {"bench": script.stem, "error": f"{exc}: {proc.stdout[-500:]}", "wall_s": seconds}
-    doc["wall_s"] = seconds
+        return {"bench": script.stem, "error": f"{exc}: {proc.stdout[-500:]}", "wall_s": seconds, "measured": measured}
+    doc["wall_s"], doc["measured"] = seconds, measured
     return doc
 
 
@@ -177,8 +182,9 @@ def markdown(report: dict) -> str:
     lines = [f"Measured {report['date']}{again} on: {where}. Full numbers: `docs/bench/latest.json`.", "",
              "| stage | measure | value | goal / note |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(cell.replace('|', '/') for cell in row)} |" for row in report["table"]]
-    timings = ", ".join(f"{k} {v.get('wall_s', '?')} s" for k, v in report["benches"].items())
-    lines += ["", f"Bench run times: {timings}."]
+    timings = ", ".join(f"{k} {v.get('wall_s', '?')} s" + (f" ({v['measured']})" if v.get("measured") else "")
+                        for k, v in report["benches"].items())
+    lines += ["", f"Bench run times (and when each ran): {timings}."]
     return "\n".join(lines) + "\n"
 
 
@@ -201,7 +207,7 @@ def main() -> int:
         report = json.loads(args.from_json.read_text())
         report["table"] = table_rows(report["benches"])
     else:
-        report = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+        report = {"date": now_utc(), "machine": machine(),
                   "benches": {}}
         previous = OUT / "latest.json"
         if args.only and previous.is_file():  # re-run some benches, keep the others' last results
