@@ -11,6 +11,12 @@ for short vs long videos (the frame loop must keep working memory flat).
   convert to uint8, the two mediapipe calls, take the largest detection and cut its 512 crop out of the
   float frame with cv2.warpAffine. The literal goal compares against the two mediapipe calls alone, which
   leave out two costs every node pays (the IMAGE -> uint8 conversion mediapipe needs, and the crop).
+- same-calls ratio: the bare baseline makes every mediapipe call ours makes, and only those: the detector, the
+  full-frame mesh (as many faces as ours allows), and for each detection beyond the meshes that pass found, the
+  mesh on a 4x box around it cut from the frame. On one-face frames this is the literal baseline; on t1 it adds
+  the three sub-image passes the literal one leaves out, so the ratio is the pack's overhead, not its extra work.
+- timing: each frame's best of 5 (video) or 12 (photos) repeats, all variants interleaved frame by frame;
+  ms per frame is the mean of those bests, so a neighbour's load on the shared CPU costs repeats, not numbers.
 - memory: peak RSS of detect+select+crop+paste on 16 and 256 frames of 512x512, each in a fresh
   process, above the RSS just before the call (peak mark reset), minus the outputs' own bytes
   (crops, frames, masks, face records: proportional to the frame count by nature), best of two
@@ -31,6 +37,7 @@ from _common import emit  # imports the pack as faceadapter_suite
 
 from faceadapter_suite.core.images import uint8_to_image
 from faceadapter_suite.face import align, analysis, paste, sample_photos, select
+from faceadapter_suite.face.backend_mediapipe import MESH_CONTEXT
 
 
 def video(frames: int, size: int = 512) -> np.ndarray:
@@ -106,6 +113,30 @@ def bare_mediapipe():
     return bare
 
 
+def bare_same_calls(max_faces: int = 10):
+    """The same mediapipe calls as ours, made directly (module doc): detector, full-frame mesh, and one mesh
+    call per detection the full-frame pass did not find, on a MESH_CONTEXT-times box cut from the frame."""
+    import mediapipe as mp
+
+    detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+    mesher = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True)
+
+    def bare(rgbs):
+        for rgb in rgbs:
+            found = detector.process(rgb).detections or []
+            meshes = mesher.process(rgb).multi_face_landmarks or []
+            h, w = rgb.shape[:2]
+            for det in found[len(meshes):]:
+                b = det.location_data.relative_bounding_box
+                half = MESH_CONTEXT * max(b.width * w, b.height * h) / 2
+                cx, cy = (b.xmin + b.width / 2) * w, (b.ymin + b.height / 2) * h
+                y0, y1, x0, x1 = (max(0, round(cy - half)), min(h, round(cy + half)),
+                                  max(0, round(cx - half)), min(w, round(cx + half)))
+                mesher.process(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+
+    return bare
+
+
 def bare_job():
     """The fair reference: IMAGE -> uint8, bare detector + mesh, largest box -> 512 crop by cv2.warpAffine."""
     import cv2
@@ -139,6 +170,7 @@ def timing(frames: int = 48) -> dict:
     photos = [sample_photos.load_sample(n) for n in sample_photos.SAMPLE_NAMES]
     analyzer = analysis.load_analyzer("mediapipe")
     bare = bare_mediapipe()
+    same = bare_same_calls(analyzer.max_faces)
     job = bare_job()
 
     def ours(images):
@@ -150,24 +182,32 @@ def timing(frames: int = 48) -> dict:
 
     results = {}
     single = [rgb for name, rgb in zip(sample_photos.SAMPLE_NAMES, photos) if name != "t1"]
-    for label, rgbs in (("video_512", list(clip)), ("sample_photos", photos * 8),
-                        ("sample_photos_without_t1", single * 8)):
+    for label, rgbs, repeats in (("video_512", list(clip), 5), ("sample_photos", photos, 12),
+                                 ("sample_photos_without_t1", single, 12)):
         images = [uint8_to_image(rgb) for rgb in rgbs]
-        bare(rgbs[:4]), ours(images[:4]), job(images[:4])  # warm-up
-        runs = {"bare": lambda: bare(rgbs), "mesh": lambda: bare(rgbs, False), "ours": lambda: ours(images),
-                "job": lambda: job(images)}
-        best = {k: float("inf") for k in runs}
-        for _ in range(5):  # interleaved, so a neighbour's load on a shared CPU hits every variant alike
-            for k, fn in runs.items():
-                best[k] = min(best[k], _time(fn))
-        t_bare, t_mesh, t_ours, t_job = (best[k] / len(rgbs) for k in ("bare", "mesh", "ours", "job"))
-        results[label] = {"frames": len(rgbs), "ms_per_frame_ours": round(t_ours * 1e3, 2),
+        bare(rgbs[:4]), same(rgbs[:4]), ours(images[:4]), job(images[:4])  # warm-up
+        runs = {"bare": lambda i: bare(rgbs[i:i + 1]), "mesh": lambda i: bare(rgbs[i:i + 1], False),
+                "ours": lambda i: ours(images[i:i + 1]), "job": lambda i: job(images[i:i + 1]),
+                "same": lambda i: same(rgbs[i:i + 1])}
+        # Each frame's best of ``repeats``, the variants interleaved frame by frame: on a shared CPU a
+        # neighbour's burst then costs a repeat, not the measurement (a whole-list best of 5 at load 8
+        # on 2 cores put ours at 2-3x its quiet time and the bare calls at 1.5x).
+        best = {k: [float("inf")] * len(rgbs) for k in runs}
+        for _ in range(repeats):
+            for i in range(len(rgbs)):
+                for k, fn in runs.items():
+                    best[k][i] = min(best[k][i], _time(lambda: fn(i)))
+        best = {k: sum(v) for k, v in best.items()}
+        t_bare, t_mesh, t_ours, t_job, t_same = (best[k] / len(rgbs) for k in ("bare", "mesh", "ours", "job", "same"))
+        results[label] = {"frames": len(rgbs), "repeats": repeats, "ms_per_frame_ours": round(t_ours * 1e3, 2),
                           "ms_per_frame_bare_detection_plus_mesh": round(t_bare * 1e3, 2),
                           "ms_per_frame_bare_mesh_only": round(t_mesh * 1e3, 2),
                           "ratio_vs_bare_detection_plus_mesh": round(t_ours / t_bare, 3),
                           "ms_per_frame_bare_job": round(t_job * 1e3, 2),
                           "ratio_vs_bare_mesh_only": round(t_ours / t_mesh, 3),
-                          "ratio_vs_bare_job": round(t_ours / t_job, 3)}
+                          "ratio_vs_bare_job": round(t_ours / t_job, 3),
+                          "ms_per_frame_bare_same_calls": round(t_same * 1e3, 2),
+                          "ratio_vs_bare_same_calls": round(t_ours / t_same, 3)}
     return results
 
 
@@ -191,7 +231,8 @@ def main() -> None:
     growth = (long["working_mb"] - short["working_mb"]) / max(short["working_mb"], 1.0)
     emit("face_detect", {
         "time": times,
-        "time_goal": "ratio_vs_bare_detection_plus_mesh <= 1.5 (literal); ratio_vs_bare_job <= 1.5 (same job)",
+        "time_goal": "ratio_vs_bare_detection_plus_mesh <= 1.5 (literal); ratio_vs_bare_same_calls <= 1.5 (the same "
+                     "mediapipe calls); ratio_vs_bare_job <= 1.5 (same job)",
         "memory": memory,
         "working_memory_growth_16_to_256": round(growth, 3),
         "memory_goal": "working_memory_growth_16_to_256 <= 0.10",

@@ -138,13 +138,15 @@ def _border_array(border_value: float | Sequence[float], channels: int, dtype: n
 
 
 def warp_affine(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], inverse_map: bool = False,
-                border_value: float | Sequence[float] = 0, fast: bool = True) -> np.ndarray:
+                border_value: float | Sequence[float] = 0, fast: bool = True,
+                out: np.ndarray | None = None) -> np.ndarray:
     """``cv2.warpAffine(src, matrix, size, flags=INTER_LINEAR [| WARP_INVERSE_MAP], borderMode=BORDER_CONSTANT,
     borderValue=border_value)`` as OpenCV 4.x computes it.
 
     ``src``: (H, W) or (H, W, C) uint8 (bit exact) or float32. ``size``: (width, height) like cv2's dsize.
     ``matrix``: 2x3 forward map src -> dst, or dst -> src when ``inverse_map``.
     ``fast``: sample with cv2.remap where it was checked to give the same values (module doc).
+    ``out``: an array of the result's shape and dtype to write into (cv2.remap fills it directly, saving a copy).
     """
     src = np.asarray(src)
     if src.dtype not in (np.uint8, np.float32):
@@ -167,12 +169,20 @@ def warp_affine(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], inve
     x, y = _source_coords(m, width, height)
     fits = c <= 4 and max(*img.shape[:2], width, height) < 2**15 - 1  # cv2.remap's limits
     if fast and fits and remap_is_exact(img.dtype.str):
-        return _remap(src, x, y, border)
-    return _sample_numpy(img, x, y, border, width, height, squeeze)
+        result = _remap(src, x, y, border, out)
+    else:
+        result = _sample_numpy(img, x, y, border, width, height, squeeze)
+    if out is not None and result is not out:
+        out[...] = result
+        return out
+    return result
 
 
-def _remap(src: np.ndarray, x: np.ndarray, y: np.ndarray, border: np.ndarray) -> np.ndarray:
-    """cv2.remap with the fixed-point coordinates: int16 taps and the 5+5-bit table index (x, y are consumed)."""
+def _remap(src: np.ndarray, x: np.ndarray, y: np.ndarray, border: np.ndarray,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """cv2.remap with the fixed-point coordinates: int16 taps and the 5+5-bit table index (x, y are consumed).
+
+    A C-contiguous ``out`` of the result's shape and dtype is written in place."""
     import cv2
 
     height, width = x.shape
@@ -186,8 +196,11 @@ def _remap(src: np.ndarray, x: np.ndarray, y: np.ndarray, border: np.ndarray) ->
             np.clip(coord, -(2**15), 2**15 - 1, out=coord)
         taps[..., k] = coord
     value = tuple(float(v) for v in border) + (0.0,) * (4 - len(border))
-    return cv2.remap(np.ascontiguousarray(src), taps, table, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                     borderValue=value)
+    shape = (height, width) + src.shape[2:]
+    dst = out if out is not None and out.shape == shape and out.dtype == src.dtype and out.flags.c_contiguous else None
+    result = cv2.remap(np.ascontiguousarray(src), taps, table, cv2.INTER_LINEAR, dst=dst,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=value)
+    return result if result.shape == shape else result.reshape(shape)
 
 
 @lru_cache(maxsize=None)

@@ -156,11 +156,7 @@ def warp_to_crop(frame: np.ndarray, matrix: np.ndarray, size: int, out: Optional
     OpenCV 4.10's maths (core.warp), so crops do not depend on the installed OpenCV.
 
     ``out`` (size x size x C, the frame's dtype) receives the crop without an extra copy."""
-    crop = warp_affine(frame, matrix, (size, size))
-    if out is None:
-        return crop
-    out[...] = crop
-    return out
+    return warp_affine(frame, matrix, (size, size), out=out)
 
 
 def crop_batch(image: torch.Tensor, faces: FaceBatch, mode: str = "faceadapter_512", size: int = 512,

@@ -261,9 +261,43 @@ def native_checkpoint_lora() -> dict:
     return build(nodes, links, GROUPS)
 
 
+def metrics() -> dict:
+    """Measure a result: identity against the source, expression and pose against the driving frame, flicker
+    of the result frames, and one before/after grid with the numbers printed on it. The result defaults to
+    a photo of another person so every number is visibly non-trivial; load your generated image (or a
+    video's frames) there."""
+    nodes: list[Node] = [
+        (1, "LoadImage", (0, 60), "Source: identity", {"image": "faceadapter_grace_hopper.png"}),
+        (2, "LoadImage", (0, 520), "Driving: pose and expression", {"image": "faceadapter_astronaut.png"}),
+        (3, "LoadImage", (0, 980), "Result: your generated image", {"image": "faceadapter_tom_hanks.png"}),
+        (4, "FaceAdapterLoadFaceAnalysis", (340, 360), None, {"backend": "mediapipe", "recognition": False}),
+        (5, "FaceAdapterIdentitySimilarity", (700, 60), None, {}),
+        (6, "FaceAdapterExpressionPoseError", (700, 420), None, {}),
+        (7, "RepeatImageBatch", (340, 980), "Result frames (a video; here 4 x one photo: a still clip)",
+         {"amount": 4}),
+        (8, "FaceAdapterTemporalFlicker", (700, 760), None, {}),
+        (9, "FaceAdapterBeforeAfterGrid", (1080, 60), None, {"cell_size": 256}),
+        (10, "SaveImage", (1440, 60), "Before / after with the numbers", {"filename_prefix": "FaceAdapter/metrics"}),
+        (11, "PreviewImage", (1080, 520), "Identity table", {}),
+        (12, "PreviewImage", (1080, 760), "Expression and pose table", {}),
+        (13, "PreviewImage", (1080, 1000), "Flicker table", {}),
+    ]
+    links: list[Link] = [
+        (3, 0, 5, "image_a"), (1, 0, 5, "image_b"), (4, 0, 5, "analysis"),
+        (3, 0, 6, "result"), (2, 0, 6, "driving"), (4, 0, 6, "analysis"),
+        (3, 0, 7, "image"), (7, 0, 8, "frames"), (4, 0, 8, "analysis"),
+        (3, 0, 9, "result"), (1, 0, 9, "source"), (2, 0, 9, "target"),
+        (5, 0, 9, "report_1"), (6, 0, 9, "report_2"), (8, 0, 9, "report_3"),
+        (9, 0, 10, "images"), (5, 1, 11, "images"), (6, 1, 12, "images"), (8, 1, 13, "images"),
+    ]
+    return build(nodes, links, [("Inputs", [-10, -10, 680, 1440], "#3f789e"),
+                                ("Metrics", [690, -10, 1120, 1440], "#A88")])
+
+
+
 TEMPLATES = {"faceadapter_reenact": reenact_native, "faceadapter_swap": swap_render,
              "faceadapter_multi_face_video_swap": multi_face_video_swap,
-             "faceadapter_native_checkpoint_lora": native_checkpoint_lora}
+             "faceadapter_native_checkpoint_lora": native_checkpoint_lora, "faceadapter_metrics": metrics}
 
 if __name__ == "__main__":
     for name, make in TEMPLATES.items():

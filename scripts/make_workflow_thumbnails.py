@@ -4,6 +4,8 @@ Starts ComfyUI (COMFYUI_PATH, COMFYUI_PYTHON, as the tier-2 tests do), queues ea
 the sample photos and tiles four of its outputs at 256 px.
 - Spatial templates, with no Face-Adapter model files (as a fresh install has): landmarks on the crop,
   control image, paste weights, the frame pasted back.
+- The metrics template, with the random maker's ArcFace (the identity score of random weights means nothing;
+  pose, expression and flicker numbers are real): its before/after grid, fitted to 512 px wide.
 - Generation templates, with the random model maker's full-size files (tools/random_models.py; random
   weights, so the generated face is noise, not a face) and 1 sampling step instead of 25 to fit a CPU:
   source photo, control image, generated crop, the frame pasted back.
@@ -31,8 +33,10 @@ from faceadapter_suite.face.sample_photos import load_sample  # noqa: E402
 NAMES = ("faceadapter_spatial_condition_reenact", "faceadapter_spatial_condition_swap")
 GENERATION_NAMES = ("faceadapter_reenact", "faceadapter_swap", "faceadapter_multi_face_video_swap",
                     "faceadapter_native_checkpoint_lora")
+METRICS_NAMES = ("faceadapter_metrics",)
 THUMBNAIL_STEPS = 1
 TILE = 256
+README_GRID = REPO / "docs" / "metrics_grid.png"
 
 
 def tile(rgb: np.ndarray) -> np.ndarray:
@@ -84,6 +88,16 @@ def generation_tiles(prompt: dict, first) -> list[np.ndarray]:
             == "FaceAdapterBlendFaces" else 1]), first("SaveImage", [result, 0])]
 
 
+def metrics_sheet(prompt: dict, first) -> np.ndarray:
+    """The before/after grid fitted to 512 px wide; the full grid also goes to docs/metrics_grid.png (README)."""
+    grid = next(k for k, n in prompt.items() if n["class_type"] == "FaceAdapterBeforeAfterGrid")
+    image = first("SaveImage", [grid, 0])
+    cv2.imwrite(str(README_GRID), image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    print("wrote", README_GRID)
+    scale = 2 * TILE / image.shape[1]
+    return cv2.resize(image, (2 * TILE, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+
+
 SERVER_INPUT: list[str] = []
 
 
@@ -107,8 +121,11 @@ def thumbnails(names: tuple[str, ...], models: dict | None, tiles_of) -> None:
                     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
 
                 tiles = tiles_of(prompt, first)
-                sheet = np.concatenate([np.concatenate([tile(t) for t in tiles[:2]], axis=1),
-                                        np.concatenate([tile(t) for t in tiles[2:]], axis=1)], axis=0)
+                if isinstance(tiles, np.ndarray):  # one finished sheet
+                    sheet = tiles
+                else:
+                    sheet = np.concatenate([np.concatenate([tile(t) for t in tiles[:2]], axis=1),
+                                            np.concatenate([tile(t) for t in tiles[2:]], axis=1)], axis=0)
                 target = REPO / "workflows" / f"{name}.jpg"
                 cv2.imwrite(str(target), sheet[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])
                 print("wrote", target)
@@ -120,16 +137,21 @@ def main() -> None:
     only = set(sys.argv[1:])
     spatial = tuple(n for n in NAMES if not only or n in only)
     generation = tuple(n for n in GENERATION_NAMES if not only or n in only)
+    measured = tuple(n for n in METRICS_NAMES if not only or n in only)
     if spatial:
         thumbnails(spatial, None, spatial_tiles)
-    if generation:
+    if generation or measured:
         from conftest import PACK  # noqa: F401
         from faceadapter_suite.tools.random_models import ensure_random_models
         from integration.conftest import RANDOM_MODELS_CACHE, template_models_paths
 
         models = ensure_random_models(RANDOM_MODELS_CACHE / "fp16", dtype="fp16")
         with tempfile.TemporaryDirectory() as links:
-            thumbnails(generation, template_models_paths(models, Path(links)), generation_tiles)
+            paths = template_models_paths(models, Path(links))
+            if generation:
+                thumbnails(generation, paths, generation_tiles)
+            if measured:
+                thumbnails(measured, paths, metrics_sheet)
 
 
 if __name__ == "__main__":

@@ -134,3 +134,17 @@ def test_fast_and_numpy_paths_agree_on_a_real_face_crop():
     for src in (frame, frame.astype(np.float32) / 255.0):
         fast = warp_affine(src, m, (512, 512))
         assert np.array_equal(fast, warp_affine(src, m, (512, 512), fast=False))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("shape", [(50, 60, 3), (50, 60), (50, 60, 1), (50, 60, 4)])
+def test_out_receives_the_same_values(shape, fast):
+    """``out=`` (crops written straight into the output tensor) gives the returned values, in that array."""
+    rng = np.random.default_rng(1)
+    m = np.array([[1.3, 0.2, -5.0], [-0.1, 1.2, 3.0]])
+    for dtype in (np.uint8, np.float32):
+        src = rng.integers(0, 256, shape).astype(dtype)
+        expected = warp_affine(src, m, (40, 30), fast=False)
+        out = np.full_like(expected, 7)
+        assert warp_affine(src, m, (40, 30), fast=fast, out=out) is out
+        assert np.array_equal(out, expected), (shape, dtype)
