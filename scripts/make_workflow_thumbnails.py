@@ -7,6 +7,8 @@ the sample photos and tiles four of its outputs at 256 px.
 - Generation templates, with the random model maker's full-size files (tools/random_models.py; random
   weights, so the generated face is noise, not a face) and 1 sampling step instead of 25 to fit a CPU:
   source photo, control image, generated crop, the frame pasted back.
+- The FADM template, on the same random files at 1 refinement step: source photo, coarse frame, refined
+  crop, the frame pasted back.
 
     COMFYUI_PATH=... COMFYUI_PYTHON=... python scripts/make_workflow_thumbnails.py
 """
@@ -30,6 +32,7 @@ from faceadapter_suite.face.sample_photos import load_sample  # noqa: E402
 
 NAMES = ("faceadapter_spatial_condition_reenact", "faceadapter_spatial_condition_swap")
 GENERATION_NAMES = ("faceadapter_reenact", "faceadapter_swap")
+FADM_NAMES = ("faceadapter_fadm_video",)
 THUMBNAIL_STEPS = 1
 TILE = 256
 
@@ -80,6 +83,17 @@ def generation_tiles(prompt: dict, first) -> list[np.ndarray]:
             == "FaceAdapterBlendFaces" else 1]), first("SaveImage", [result, 0])]
 
 
+def fadm_tiles(prompt: dict, first) -> list[np.ndarray]:
+    """Source photo, first coarse frame, first refined crop, the first frame pasted back."""
+    of = {n["class_type"]: k for k, n in prompt.items()}
+    source = prompt[of["FaceAdapterCoarseAnimate"]]["inputs"]["source"][0]
+    photo = prompt[prompt[source]["inputs"]["image"][0]]["inputs"]["image"]
+    original = cv2.imread(str(Path(SERVER_INPUT[0]) / photo))[:, :, ::-1]
+    return [original, first("PreviewImage", [of["FaceAdapterCoarseAnimate"], 0]),
+            first("PreviewImage", [of["FaceAdapterFADMRefine"], 0]),
+            first("SaveImage", [of["FaceAdapterPasteFaces"], 0])]
+
+
 SERVER_INPUT: list[str] = []
 
 
@@ -116,15 +130,19 @@ def main() -> None:
     only = set(sys.argv[1:])
     spatial = tuple(n for n in NAMES if not only or n in only)
     generation = tuple(n for n in GENERATION_NAMES if not only or n in only)
+    fadm = tuple(n for n in FADM_NAMES if not only or n in only)
     if spatial:
         thumbnails(spatial, None, spatial_tiles)
-    if generation:
+    if generation or fadm:
         from conftest import PACK  # noqa: F401
         from faceadapter_suite.tools.random_models import ensure_random_models
         from integration.conftest import RANDOM_MODELS_CACHE, random_models_paths
 
         models = ensure_random_models(RANDOM_MODELS_CACHE / "fp16", dtype="fp16")
-        thumbnails(generation, random_models_paths(models), generation_tiles)
+        if generation:
+            thumbnails(generation, random_models_paths(models), generation_tiles)
+        if fadm:
+            thumbnails(fadm, random_models_paths(models), fadm_tiles)
 
 
 if __name__ == "__main__":

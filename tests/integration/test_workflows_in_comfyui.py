@@ -22,8 +22,11 @@ from .comfy_server import PACK_DIR_NAME, RunResult
 from .conftest import quick
 
 PROGRESS_CLASSES = {"FaceAdapterDetectFaces", "FaceAdapterCropFaces", "FaceAdapterPasteFaces",
-                    "FaceAdapterProject3DLandmarks", "FaceAdapterPredictAdaptingArea", "FaceAdapterPasteGenerated"}
-CROP_SIDES = {"faceadapter_512": 512, "aligned_256": 256}
+                    "FaceAdapterProject3DLandmarks", "FaceAdapterPredictAdaptingArea", "FaceAdapterPasteGenerated",
+                    "FaceAdapterCoarseAnimate", "FaceAdapterFADMRefine"}
+CROP_SIDES = {"faceadapter_512": 512, "aligned_256": 256, "voxceleb_256": 256, "voxceleb_256_shot": 256}
+# FADM nodes give one 256 frame per frame of this input
+FADM_FRAMES = {"FaceAdapterCoarseAnimate": "driving", "FaceAdapterFADMRefine": "coarse"}
 SPATIAL_512 = {"FaceAdapterProject3DLandmarks", "FaceAdapterPredictAdaptingArea", "FaceAdapterComposeSpatialControl"}
 MAX_ROUND_TRIP_ERROR = 2  # in 1/255: an unchanged crop pasted back must give the input frame
 
@@ -90,6 +93,10 @@ class Run:
             return [(512, 512)] * len(self.expected_sides(project["target_image"]))
         if kind == "FaceAdapterDetectFaces":
             return [None] * len(self.expected_sides(inputs["image"]))
+        if kind in FADM_FRAMES:
+            return [(256, 256)] * len(self.expected_sides(inputs[FADM_FRAMES[kind]]))
+        if kind == "FaceAdapterRepeatSourceForFrames":
+            return [self.expected_sides(inputs["image"])[0]] * len(self.expected_sides(inputs["frames"]))
         if kind == "FaceAdapterBlendFaces" or (kind == "FaceAdapterRender" and ref[1] == 1):  # a crop per pair
             return self.expected_sides(inputs["spatial"][:1] + [1])
         if kind == "FaceAdapterRender":  # pasted like Paste Generated Faces
