@@ -1,0 +1,91 @@
+"""FADM on full-size random weights (the maker's files): FADM Refine frames/s at batch 1 against batch 8 (same
+frames, seed and steps, one run), Coarse Animate frames/s (face-vid2vid), and, with --rss, the peak RSS of
+Refine on a short and a long video in fresh processes (streamed chunks: memory should not grow with length).
+
+Issue goal: batch 8 >= 1.5x batch 1 frames/s on a CPU (>= 4x on a GPU); RSS growth 16 -> 256 frames <= 10 %.
+Refine's time per frame does not depend on the step count's split, so a few steps stand for upstream's 100.
+
+    python bench/fadm.py [--frames 8] [--steps 2] [--models DIR] [--rss 16 64]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from _common import REPO, emit
+
+from faceadapter_suite.animate.models import CoarseGenerator, DecaEncoder, FadmRenderer  # noqa: E402
+from faceadapter_suite.animate.video import RefineSettings, coarse_animate, refine  # noqa: E402
+from faceadapter_suite.tools.random_models import ensure_random_models  # noqa: E402
+
+DEFAULT_MODELS = Path.home() / ".cache" / "faceadapter-suite" / "random-models" / "fp16"
+
+
+def models(folder: Path) -> tuple[CoarseGenerator, FadmRenderer, DecaEncoder]:
+    fadm = ensure_random_models(folder, dtype="fp16", only=["fadm"]) / "fadm"
+    return (CoarseGenerator("face-vid2vid", fadm / "Facevid.pth"), FadmRenderer(fadm / "diffusion.pth"),
+            DecaEncoder(fadm / "deca_model.tar"))
+
+
+def clip(count: int, seed: int) -> torch.Tensor:
+    return torch.rand(count, 256, 256, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def peak_rss(folder: Path, frames: int, steps: int, per_batch: int) -> float:
+    """Peak RSS (MB) of a fresh process that refines ``frames`` frames."""
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'bench')!r}); import fadm, torch, resource; "
+            f"_, r, d = fadm.models(__import__('pathlib').Path({str(folder)!r})); "
+            f"fadm.refine(r, d, fadm.clip({frames}, 1), fadm.RefineSettings(0, {steps}, True, {per_batch})); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return int(out.split()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--models", type=Path, default=DEFAULT_MODELS)
+    parser.add_argument("--rss", type=int, nargs=2, metavar=("SHORT", "LONG"))
+    args = parser.parse_args()
+    generator, renderer, deca = models(args.models)
+    source, driving = clip(1, 0), clip(args.frames, 1)
+    coarse = coarse_animate(generator, source, driving[:2], relative=False)  # warm-up + load
+    t_coarse = timed(lambda: coarse_animate(generator, source, driving, relative=False, frames_per_batch=args.frames))
+    coarse = coarse_animate(generator, source, driving, relative=False)
+    refine(renderer, deca, coarse[:1], RefineSettings(0, 1, True, 1), source=source)  # warm-up + load
+    per_frame = {}
+    for batch in (1, args.frames):
+        settings = RefineSettings(0, args.steps, True, batch)
+        per_frame[batch] = timed(lambda: refine(renderer, deca, coarse, settings, source=source)) / args.frames
+    results = {
+        "frames": args.frames, "steps": args.steps, "size": 256,
+        "device": str(next(renderer.model().parameters()).device),
+        "coarse_animate_frames_per_s": round(args.frames / t_coarse, 3),
+        "refine_frames_per_s_batch_1": round(1 / per_frame[1], 4),
+        f"refine_frames_per_s_batch_{args.frames}": round(1 / per_frame[args.frames], 4),
+        "refine_batch_speedup": round(per_frame[1] / per_frame[args.frames], 3),
+        "refine_s_per_frame_step_batch_1": round(per_frame[1] / args.steps, 3),
+        "note": "full-size random weights (tools/random_models.py); refine frames/s at 100 steps = these x steps/100",
+    }
+    if args.rss:
+        short, long = (peak_rss(args.models, n, 1, args.frames) for n in args.rss)
+        results.update({f"peak_rss_mb_{args.rss[0]}_frames": round(short, 1),
+                        f"peak_rss_mb_{args.rss[1]}_frames": round(long, 1),
+                        "rss_growth": round(long / short - 1, 4)})
+    emit("fadm", results)
+
+
+if __name__ == "__main__":
+    main()
