@@ -26,6 +26,7 @@ from ..models.fadm.renderer import RendererNoise, make_noise, render, step_times
 from .models import VOX_SIZE, CoarseGenerator, DecaEncoder, FadmRenderer, network_device
 
 ATTRIBUTE_SOURCES = ("coarse", "driving")
+SEED_RANGE = 2**64  # torch.Generator seeds; seed + k wraps like ComfyUI's 64-bit seed widget
 Step = Callable[[], None]
 
 
@@ -121,7 +122,8 @@ def chunk_noise(settings: RefineSettings, frames: slice, size: int, timesteps: i
     """The noise of a chunk: the video's shared noise, or each frame's own (seed + frame index)."""
     if shared is not None:
         return shared
-    own = [make_noise(settings.seed + k, size, timesteps, device=device) for k in range(frames.start, frames.stop)]
+    own = [make_noise((settings.seed + k) % SEED_RANGE, size, timesteps, device=device)
+           for k in range(frames.start, frames.stop)]
     return RendererNoise(torch.cat([n.initial for n in own]), torch.cat([n.per_step for n in own], dim=1))
 
 
@@ -149,13 +151,12 @@ def refine(renderer: FadmRenderer, deca: DecaEncoder, coarse: torch.Tensor, sett
     deca_device = network_device(e_flame)
     source_params = e_flame(to_frames(src, VOX_SIZE, deca_device))
     shared = make_noise(settings.seed, size, timesteps, device=device) if settings.shared_noise else None
+    callback = (lambda done, total: step()) if step is not None else None
     out = []
     for part in chunk_slices(count, settings.frames_per_batch):
         frames = to_frames(coarse[part], size, device)
         params = e_flame(to_frames(attribute_frames[part], VOX_SIZE, deca_device))
         attribute = attribute_vector(source_params, params).to(device)
         noise = chunk_noise(settings, part, size, timesteps, device, shared)
-        callback = (lambda done, total: step()) if step is not None else None
         out.append(to_image(render(model, frames, attribute, noise, steps=settings.steps, callback=callback)))
-        del noise
     return torch.cat(out)

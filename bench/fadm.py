@@ -98,7 +98,7 @@ def main() -> None:
                 "~= these x steps / 100 (E_flame and the condition network run once per frame, not per step)",
     }
     if args.rss:
-        short, long = (peak_rss(args.models, n, 1, args.frames) for n in args.rss)
+        short, long = (peak_rss(args.models, n, 1, min(args.batches)) for n in args.rss)
         results.update({f"peak_rss_mb_{args.rss[0]}_frames": round(short, 1),
                         f"peak_rss_mb_{args.rss[1]}_frames": round(long, 1),
                         "rss_growth": round(long / short - 1, 4)})

@@ -63,6 +63,8 @@ def test_refine_is_deterministic_for_a_seed_and_chunking_changes_nothing(tiny):
     assert (own - first).abs().max() > 0.05, "unshared noise is not the shared noise"
     torch.testing.assert_close(refine(tiny, coarse[1:], seed=8, source=source, shared=False), own[1:],
                                atol=BATCH_ROUNDING, rtol=0)
+    top = refine(tiny, coarse[:2], seed=2**64 - 1, source=source, shared=False)  # frame 1 wraps to seed 0
+    assert torch.isfinite(top).all()
 
 
 def test_shared_noise_is_really_shared(tiny):
