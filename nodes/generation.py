@@ -49,13 +49,13 @@ class FaceAdapterLoad:
             "id2token_file": model_input("faceadapter.id2token", "ID2Token (net_id2token.pth, bf16)."),
             "image2token_file": model_input("faceadapter.image2token", "Image2Token (net_image2token.pth)."),
             "arcface_file": model_input("faceadapter.arcface_iresnet100",
-                                         "ArcFace IResNet-100 (insightface_glint360k.pth)."),
+                                        "ArcFace IResNet-100 (insightface_glint360k.pth)."),
             "controlnet": model_input("faceadapter.controlnet", "The attribute controller: diffusers ControlNet "
-                                       "folder with diffusion_pytorch_model.safetensors."),
+                                      "folder with diffusion_pytorch_model.safetensors."),
             "vision_encoder": model_input("faceadapter.vision_encoder", "CLIP ViT-H/14 vision tower "
-                                           "(transformers folder).", (NONE_VISION,)),
+                                          "(transformers folder).", (NONE_VISION,)),
             "empty_prompt": model_input("faceadapter.empty_prompt_embedding", "SD1.5 CLIP embedding of the empty "
-                                         "prompt (1x77x768): the negative for UNet and ControlNet."),
+                                        "prompt (1x77x768): the negative for UNet and ControlNet."),
         }}
 
     @classmethod
