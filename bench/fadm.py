@@ -56,11 +56,12 @@ def mem_available_mb() -> int:
 
 
 def peak_rss(folder: Path, frames: int, steps: int, per_batch: int) -> float:
-    """Peak RSS (MB) of a fresh process that refines ``frames`` frames."""
-    code = (f"import sys; sys.path.insert(0, {str(REPO / 'bench')!r}); import fadm, torch, resource; "
+    """Peak RSS (MB, the child's own VmHWM: ru_maxrss would carry the parent's peak across fork) of a fresh
+    process that refines ``frames`` frames."""
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'bench')!r}); import fadm; "
             f"_, r, d = fadm.models(__import__('pathlib').Path({str(folder)!r})); "
             f"fadm.refine(r, d, fadm.clip({frames}, 1), fadm.RefineSettings(0, {steps}, True, {per_batch})); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print(next(x for x in open('/proc/self/status') if x.startswith('VmHWM')).split()[1])")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     return int(out.split()[-1]) / 1024
 
