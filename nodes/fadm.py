@@ -25,7 +25,7 @@ CATEGORY = "FaceAdapter/FADM"
 BATCH_TIP = ("Frames per forward pass. Frames are streamed in chunks of this size, so memory is bounded by it, "
              "not by the video's length; the result does not depend on it. On a GPU more is faster; on a CPU use "
              "1 (a CPU gains nothing per frame from batching 256² frames, and glibc's allocator makes big batches "
-             "slower: bench/fadm.py measured batch 8 at 0.3x batch 1's frames/s).")
+             "slower: bench/fadm.py measured batch 8 at 0.3-0.7x batch 1's frames/s).")
 MOTIONS = ("absolute", "relative")
 
 
