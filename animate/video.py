@@ -9,7 +9,7 @@ chunks are cut, so a chunked run equals an unchunked one:
 - shared noise is one initial noise and one per-step list for the whole video (upstream); unshared noise
   gives frame k the noise of seed + k whatever chunk it falls in.
 
-Only one chunk's activations and noise live at a time; the output is the one full-video tensor.
+Only one chunk's activations and noise live at a time; the output is one full-video tensor, allocated once.
 """
 from __future__ import annotations
 
@@ -65,6 +65,25 @@ def chunk_slices(count: int, frames_per_batch: int) -> Iterator[slice]:
         yield slice(start, min(start + per, count))
 
 
+class FrameWriter:
+    """The output video, allocated once at its full length and filled chunk by chunk (concatenating the
+    chunks at the end would hold the video twice at its peak)."""
+
+    def __init__(self, count: int):
+        self.count, self.video = count, None
+
+    def write(self, part: slice, frames: torch.Tensor) -> None:
+        image = to_image(frames)
+        if self.video is None:
+            self.video = image.new_empty((self.count, *image.shape[1:]))
+        self.video[part] = image
+
+    def result(self) -> torch.Tensor:
+        if self.video is None:
+            raise ValueError("FaceAdapter: the video has no frames (an empty IMAGE batch)")
+        return self.video
+
+
 def one_source(source: torch.Tensor, what: str = "source") -> torch.Tensor:
     """A single image: a batch of several is refused (which one was meant is not ours to guess)."""
     if image_count(source) != 1:
@@ -85,17 +104,17 @@ def coarse_animate(generator: CoarseGenerator, source: torch.Tensor, driving: to
     src = to_frames(one_source(source), size, device)
     reference = to_frames(driving[:1], size, device) if relative else None
     state = prepare_source(nets, src) if generator.kind == "face-vid2vid" else src
-    out = []
+    out = FrameWriter(image_count(driving))
     for part in chunk_slices(image_count(driving), frames_per_batch):
         drv = to_frames(driving[part], size, device)
         if generator.kind == "face-vid2vid":
             frames = animate(nets, state, drv, relative=relative, reference=reference)
         else:
             frames = fomm_animate(nets, state, drv, relative=relative, reference=reference)
-        out.append(to_image(frames))
+        out.write(part, frames)
         if step is not None:
             step()
-    return torch.cat(out)
+    return out.result()
 
 
 @dataclass(frozen=True)
@@ -152,11 +171,11 @@ def refine(renderer: FadmRenderer, deca: DecaEncoder, coarse: torch.Tensor, sett
     source_params = e_flame(to_frames(src, VOX_SIZE, deca_device))
     shared = make_noise(settings.seed, size, timesteps, device=device) if settings.shared_noise else None
     callback = (lambda done, total: step()) if step is not None else None
-    out = []
+    out = FrameWriter(count)
     for part in chunk_slices(count, settings.frames_per_batch):
         frames = to_frames(coarse[part], size, device)
         params = e_flame(to_frames(attribute_frames[part], VOX_SIZE, deca_device))
         attribute = attribute_vector(source_params, params).to(device)
         noise = chunk_noise(settings, part, size, timesteps, device, shared)
-        out.append(to_image(render(model, frames, attribute, noise, steps=settings.steps, callback=callback)))
-    return torch.cat(out)
+        out.write(part, render(model, frames, attribute, noise, steps=settings.steps, callback=callback))
+    return out.result()
