@@ -3,6 +3,9 @@ frames, seed and steps, one run), Coarse Animate frames/s (face-vid2vid), and, w
 Refine on a short and a long video in fresh processes (streamed chunks: memory should not grow with length).
 
 Issue goal: batch 8 >= 1.5x batch 1 frames/s on a CPU (>= 4x on a GPU); RSS growth 16 -> 256 frames <= 10 %.
+Measured on 2 CPU cores (2026-12-04): batch 8 at 0.7x batch 1 (no per-frame gain on a CPU, page faults on big
+tensors); RSS 1828 -> 2164 MB for 16 -> 256 frames (+18 %), where the extra frames in and out take 377 MB:
+the working memory does not grow with the video, its frames do (ComfyUI holds a video as one IMAGE tensor).
 Refine's time per frame does not depend on the step count's split, so a few steps stand for upstream's 100.
 
     python bench/fadm.py [--frames 8] [--steps 1] [--batches 1 8] [--models DIR] [--rss 16 64]
@@ -102,7 +105,10 @@ def main() -> None:
         short, long = (peak_rss(args.models, n, 1, min(args.batches)) for n in args.rss)
         results.update({f"peak_rss_mb_{args.rss[0]}_frames": round(short, 1),
                         f"peak_rss_mb_{args.rss[1]}_frames": round(long, 1),
-                        "rss_growth": round(long / short - 1, 4)})
+                        "rss_growth": round(long / short - 1, 4),
+                        # what the extra frames themselves take: the input clip and the output IMAGE (float32)
+                        "rss_growth_of_frames_in_and_out_mb": round(2 * (args.rss[1] - args.rss[0]) * 256 * 256 * 3
+                                                                    * 4 / 2**20, 1)})
     emit("fadm", results)
 
 
