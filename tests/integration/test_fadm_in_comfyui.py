@@ -2,8 +2,8 @@
 
 The shipped template (source photo + driving frames -> VoxCeleb crops -> Coarse Animate -> FADM Refine ->
 Repeat Source For Frames -> Paste Faces) reaches execution_success with one pasted frame per driving frame;
-Cancel during refinement stops within one step and the next prompt runs. About 60-90 s on an idle 2-core
-CPU (the refinement is a full-size 256² UNet per frame and step).
+Cancel during refinement stops within one step and the next prompt runs. About 25 s on 2 idle CPU cores
+(2 minutes when the cores are shared): the refinement is a full-size 256² UNet per frame and step.
 """
 from __future__ import annotations
 
