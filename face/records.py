@@ -194,6 +194,17 @@ class CropBatch:
     def __len__(self) -> int:
         return len(self.crops)
 
+    def repeated(self, frames: int) -> "CropBatch":
+        """A one-frame batch (a source photo's crops) once per output frame: frame k holds a copy of every
+        crop, so a video generated from one photo pastes back into copy k of that photo."""
+        if len(self.frame_sizes) != 1:
+            raise ValueError(f"FaceAdapter: these transforms describe {len(self.frame_sizes)} frames; repeating "
+                             "needs the transforms of one source image (Crop Faces on the source photo)")
+        if frames < 1:
+            raise ValueError(f"FaceAdapter: cannot repeat the source's transforms for {frames} frames")
+        crops = tuple(replace(c, frame_index=k) for k in range(frames) for c in self.crops)
+        return replace(self, crops=crops, frame_sizes=self.frame_sizes * frames)
+
 
 class FaceAnalyzer(Protocol):
     """What every face-analysis backend offers (FACEADAPTER_ANALYSIS socket)."""

@@ -8,28 +8,19 @@ from ..core import comfy_bridge as bridge
 from ..core import comfy_bridge_sampling as sampling
 from ..core.cache import MODEL_CACHE
 from ..core.images import uint8_to_image
-from ..core.manifest import entry
-from ..core.model_paths import (choices_fingerprint, diffusers_weights, find_model_choice, model_choices,
-                                resolve_model_choice)
+from ..core.model_paths import choices_fingerprint, diffusers_weights, find_model_choice, resolve_model_choice
 from ..generate.attributes import encode_attributes, own_tower_hidden_states
 from ..generate.identity import encode_identity
 from ..generate.native import ControlSettings, NativeSampler, comfy_conditioning, empty_latent
 from ..generate.nets import FaceAdapterNets, negative_embedding
 from ..generate.render import SIDES, blend_crops, conditions_for, sample_in_batches, side_views
 from ..spatial.record import paste_generated
+from .common import model_input
 
 REQUIRES = ("cv2", "scipy")
 CATEGORY = "FaceAdapter/Generate"
 NONE_VISION = "none (connect a CLIP_VISION to Encode Attribute Template)"
 SPATIAL_TIP = "From Compose Spatial Control: the face pairs, control images, crops and transforms."
-
-
-def _model_input(model_id: str, tip: str, extra: tuple[str, ...] = ()) -> tuple:
-    e = entry(model_id)
-    choices, default = model_choices(e)
-    return ([*choices, *extra], {"default": default, "tooltip": f"{tip} Looked up in the '{e.kind}' model folders "
-                                 f"(models/{e.kind}/ or extra_model_paths.yaml). Source: {e.source}. "
-                                 f"Licence: {e.licence}."})
 
 
 MODEL_FILES = (("id2token_file", "faceadapter.id2token"), ("image2token_file", "faceadapter.image2token"),
@@ -55,16 +46,16 @@ class FaceAdapterLoad:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "id2token_file": _model_input("faceadapter.id2token", "ID2Token (net_id2token.pth, bf16)."),
-            "image2token_file": _model_input("faceadapter.image2token", "Image2Token (net_image2token.pth)."),
-            "arcface_file": _model_input("faceadapter.arcface_iresnet100",
-                                         "ArcFace IResNet-100 (insightface_glint360k.pth)."),
-            "controlnet": _model_input("faceadapter.controlnet", "The attribute controller: diffusers ControlNet "
-                                       "folder with diffusion_pytorch_model.safetensors."),
-            "vision_encoder": _model_input("faceadapter.vision_encoder", "CLIP ViT-H/14 vision tower "
-                                           "(transformers folder).", (NONE_VISION,)),
-            "empty_prompt": _model_input("faceadapter.empty_prompt_embedding", "SD1.5 CLIP embedding of the empty "
-                                         "prompt (1x77x768): the negative for UNet and ControlNet."),
+            "id2token_file": model_input("faceadapter.id2token", "ID2Token (net_id2token.pth, bf16)."),
+            "image2token_file": model_input("faceadapter.image2token", "Image2Token (net_image2token.pth)."),
+            "arcface_file": model_input("faceadapter.arcface_iresnet100",
+                                        "ArcFace IResNet-100 (insightface_glint360k.pth)."),
+            "controlnet": model_input("faceadapter.controlnet", "The attribute controller: diffusers ControlNet "
+                                      "folder with diffusion_pytorch_model.safetensors."),
+            "vision_encoder": model_input("faceadapter.vision_encoder", "CLIP ViT-H/14 vision tower "
+                                          "(transformers folder).", (NONE_VISION,)),
+            "empty_prompt": model_input("faceadapter.empty_prompt_embedding", "SD1.5 CLIP embedding of the empty "
+                                        "prompt (1x77x768): the negative for UNet and ControlNet."),
         }}
 
     @classmethod
@@ -97,7 +88,7 @@ class FaceAdapterLoadUNet:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"unet": _model_input("faceadapter.pretrained_unet", "diffusers UNet folder.")}}
+        return {"required": {"unet": model_input("faceadapter.pretrained_unet", "diffusers UNet folder.")}}
 
     @classmethod
     def IS_CHANGED(cls, unet=None):

@@ -5,8 +5,7 @@ import logging
 
 from ..core import comfy_bridge as bridge
 from ..core.images import frame_to_uint8, image_to_uint8, uint8_to_image
-from ..core.manifest import entry
-from ..core.model_paths import choices_fingerprint, find_model_choice, model_choices, resolve_model_choice
+from ..core.model_paths import choices_fingerprint, find_model_choice, resolve_model_choice
 from ..spatial import area as area_ops
 from ..face.align import CROP_RATIO
 from ..face.paste import COLOR_MATCH
@@ -15,6 +14,7 @@ from ..spatial.condition import TASKS, no_pair_error, plan_pairs
 from ..spatial.previews import landmark_overlay, mask_overlay
 from ..spatial.projectors import MeshProjector, load_bfm_projector, project_pairs
 from ..spatial.record import build_spatial, paste_generated
+from .common import model_input
 
 REQUIRES = ("cv2", "scipy")
 CATEGORY = "FaceAdapter/Spatial Condition"
@@ -26,15 +26,6 @@ TASK_TIP = ("reenact: the source face takes the target's pose and expression (ba
             "back into the source image, one per driving frame). swap: the source identity replaces the target "
             "face (background = target; results go back into the target frames). Later stages read it from the "
             "record.")
-
-
-def _manifest_path_input(model_id: str, tip: str) -> tuple:
-    """A dropdown of the files in the model folders of this kind (manifest path first, always valid)."""
-    e = entry(model_id)
-    choices, default = model_choices(e)
-    return (choices, {"default": default, "tooltip": f"{tip} Files found in the '{e.kind}' model folders "
-                                                     f"(add folders in extra_model_paths.yaml). Source: {e.source}. "
-                                                     f"Licence: {e.licence}."})
 
 
 class FaceAdapterLoad3DReconstructor:
@@ -51,8 +42,8 @@ class FaceAdapterLoad3DReconstructor:
     def INPUT_TYPES(cls):
         return {"required": {
             "method": ([MESH, BFM], {"default": MESH, "tooltip": "Which 3D face model projects the landmarks."}),
-            "d3dfr_file": _manifest_path_input("faceadapter.d3dfr_resnet50", "D3DFR weights (d3dfr_bfm only)."),
-            "bfm_file": _manifest_path_input("faceadapter.bfm_front", "BFM_model_front.mat (d3dfr_bfm only)."),
+            "d3dfr_file": model_input("faceadapter.d3dfr_resnet50", "D3DFR weights (d3dfr_bfm only)."),
+            "bfm_file": model_input("faceadapter.bfm_front", "BFM_model_front.mat (d3dfr_bfm only)."),
         }}
 
     @classmethod
@@ -136,8 +127,8 @@ class FaceAdapterPredictAdaptingArea:
             "landmarks": ("FACEADAPTER_LANDMARKS", {"tooltip": "From Project 3D Landmarks."}),
             "method": (list(area_ops.METHODS), {"default": "auto", "tooltip":
                        "auto: the task's model if installed, else landmark_hull. Or force one."}),
-            "area_model": _manifest_path_input("faceadapter.adapting_area_predictor", "net_seg_res18.pth."),
-            "parsing_model": _manifest_path_input("faceparsing.bisenet19", "BiSeNet 79999_iter.pth."),
+            "area_model": model_input("faceadapter.adapting_area_predictor", "net_seg_res18.pth."),
+            "parsing_model": model_input("faceparsing.bisenet19", "BiSeNet 79999_iter.pth."),
         }}
 
     @classmethod

@@ -295,9 +295,52 @@ def metrics() -> dict:
 
 
 
+def fadm_video() -> dict:
+    """FADM video reenactment: VoxCeleb crops -> Coarse Animate (face-vid2vid) -> FADM Refine (upstream's 100
+    steps) -> pasted back into the source photo, once per driving frame. Load Image + Repeat Image Batch stand
+    for a driving clip (any IMAGE batch, e.g. a video loader's frames)."""
+    nodes: list[Node] = [
+        (1, "LoadImage", (0, 60), "Source: the face to animate", {"image": "faceadapter_grace_hopper.png"}),
+        (2, "LoadImage", (0, 520), "Driving clip (replace with your frames)", {"image": "faceadapter_astronaut.png"}),
+        (3, "RepeatImageBatch", (0, 900), None, {"amount": 4}),
+        (4, "FaceAdapterLoadFaceAnalysis", (300, 360), None, {"backend": "mediapipe", "recognition": False}),
+        (5, "FaceAdapterDetectFaces", (660, 60), None, {"tracking": False, "preview": False}),
+        (6, "FaceAdapterDetectFaces", (660, 520), None, {"preview": False}),
+        (7, "FaceAdapterSelectFace", (1000, 60), None, {}),
+        (8, "FaceAdapterSelectFace", (1000, 520), None, {}),
+        (9, "FaceAdapterCropFaces", (1360, 60), "Crop Faces (source, VoxCeleb)", {"crop": "voxceleb_256"}),
+        (10, "FaceAdapterCropFaces", (1360, 520), "Crop Faces (driving, one box per shot)",
+         {"crop": "voxceleb_256_shot"}),
+        (11, "FaceAdapterLoadCoarseGenerator", (1360, 900), None, {}),
+        (12, "FaceAdapterLoadFADM", (1720, 900), None, {}),
+        (13, "FaceAdapterLoadDECA", (1720, 1060), None, {}),
+        (14, "FaceAdapterCoarseAnimate", (1720, 60), None, {}),
+        (15, "FaceAdapterFADMRefine", (2080, 60), None, {"seed": 0, "steps": 100}),
+        (16, "FaceAdapterRepeatSourceForFrames", (2440, 60), None, {}),
+        (17, "FaceAdapterPasteFaces", (2800, 60), None, {}),
+        (18, "SaveImage", (3160, 60), "Result: source animated", {"filename_prefix": "FaceAdapter/fadm"}),
+        (19, "PreviewImage", (2080, 620), "Coarse frames", {}),
+        (20, "PreviewImage", (2440, 620), "Refined crops", {}),
+    ]
+    links: list[Link] = [
+        (2, 0, 3, "image"), (1, 0, 5, "image"), (4, 0, 5, "analysis"), (3, 0, 6, "image"), (4, 0, 6, "analysis"),
+        (5, 0, 7, "faces"), (6, 0, 8, "faces"), (1, 0, 9, "image"), (7, 0, 9, "faces"), (3, 0, 10, "image"),
+        (8, 0, 10, "faces"), (11, 0, 14, "coarse_generator"), (9, 0, 14, "source"), (10, 0, 14, "driving"),
+        (12, 0, 15, "fadm"), (13, 0, 15, "deca"), (14, 0, 15, "coarse"), (9, 0, 15, "source"),
+        (1, 0, 16, "image"), (9, 1, 16, "transforms"), (15, 0, 16, "frames"),
+        (16, 0, 17, "image"), (15, 0, 17, "crops"), (16, 1, 17, "transforms"),
+        (17, 0, 18, "images"), (14, 0, 19, "images"), (15, 0, 20, "images"),
+    ]
+    groups = [("Faces: VoxCeleb crops", [-10, -10, 1700, 1240], "#3f789e"),
+              ("FADM: coarse -> refine", [1700, -10, 720, 1240], "#8A8"),
+              ("Paste back", [2430, -10, 1080, 1240], "#A88")]
+    return build(nodes, links, groups)
+
+
 TEMPLATES = {"faceadapter_reenact": reenact_native, "faceadapter_swap": swap_render,
              "faceadapter_multi_face_video_swap": multi_face_video_swap,
-             "faceadapter_native_checkpoint_lora": native_checkpoint_lora, "faceadapter_metrics": metrics}
+             "faceadapter_native_checkpoint_lora": native_checkpoint_lora, "faceadapter_metrics": metrics,
+             "faceadapter_fadm_video": fadm_video}
 
 if __name__ == "__main__":
     for name, make in TEMPLATES.items():

@@ -9,6 +9,8 @@ the sample photos and tiles four of its outputs at 256 px.
 - Generation templates, with the random model maker's full-size files (tools/random_models.py; random
   weights, so the generated face is noise, not a face) and 1 sampling step instead of 25 to fit a CPU:
   source photo, control image, generated crop, the frame pasted back.
+- The FADM template, on the same random files at 1 refinement step: source photo, coarse frame, refined
+  crop, the frame pasted back.
 
     COMFYUI_PATH=... COMFYUI_PYTHON=... python scripts/make_workflow_thumbnails.py
 """
@@ -34,6 +36,7 @@ NAMES = ("faceadapter_spatial_condition_reenact", "faceadapter_spatial_condition
 GENERATION_NAMES = ("faceadapter_reenact", "faceadapter_swap", "faceadapter_multi_face_video_swap",
                     "faceadapter_native_checkpoint_lora")
 METRICS_NAMES = ("faceadapter_metrics",)
+FADM_NAMES = ("faceadapter_fadm_video",)
 THUMBNAIL_STEPS = 1
 TILE = 256
 README_GRID = REPO / "docs" / "metrics_grid.png"
@@ -98,6 +101,17 @@ def metrics_sheet(prompt: dict, first) -> np.ndarray:
     return cv2.resize(image, (2 * TILE, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
 
 
+def fadm_tiles(prompt: dict, first) -> list[np.ndarray]:
+    """Source photo, first coarse frame, first refined crop, the first frame pasted back."""
+    of = {n["class_type"]: k for k, n in prompt.items()}
+    source = prompt[of["FaceAdapterCoarseAnimate"]]["inputs"]["source"][0]
+    photo = prompt[prompt[source]["inputs"]["image"][0]]["inputs"]["image"]
+    original = cv2.imread(str(Path(SERVER_INPUT[0]) / photo))[:, :, ::-1]
+    return [original, first("PreviewImage", [of["FaceAdapterCoarseAnimate"], 0]),
+            first("PreviewImage", [of["FaceAdapterFADMRefine"], 0]),
+            first("SaveImage", [of["FaceAdapterPasteFaces"], 0])]
+
+
 SERVER_INPUT: list[str] = []
 
 
@@ -138,9 +152,10 @@ def main() -> None:
     spatial = tuple(n for n in NAMES if not only or n in only)
     generation = tuple(n for n in GENERATION_NAMES if not only or n in only)
     measured = tuple(n for n in METRICS_NAMES if not only or n in only)
+    fadm = tuple(n for n in FADM_NAMES if not only or n in only)
     if spatial:
         thumbnails(spatial, None, spatial_tiles)
-    if generation or measured:
+    if generation or measured or fadm:
         from conftest import PACK  # noqa: F401
         from faceadapter_suite.tools.random_models import ensure_random_models
         from integration.conftest import RANDOM_MODELS_CACHE, template_models_paths
@@ -152,6 +167,8 @@ def main() -> None:
                 thumbnails(generation, paths, generation_tiles)
             if measured:
                 thumbnails(measured, paths, metrics_sheet)
+            if fadm:
+                thumbnails(fadm, paths, fadm_tiles)
 
 
 if __name__ == "__main__":

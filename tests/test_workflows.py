@@ -392,9 +392,10 @@ def test_problems_are_found():
 
 
 NEEDS_MODEL_FILES = {"FaceAdapterIdentitySimilarity"}
-# Templates that sample (stock KSampler / loaders, or Render) need ComfyUI itself: tier 2 runs them for real.
+# Templates that sample (stock KSampler / loaders, or Render) or need FADM's files run in ComfyUI itself (tier 2).
+NEEDS_COMFYUI = {"FaceAdapterRender", "FaceAdapterLoadFADM", "FaceAdapterLoadCoarseGenerator", "FaceAdapterLoadDECA"}
 STAND_IN_NAMES = [n for n in NAMES if {node["class_type"] for node in load_json(API_DIR / f"{n}.json").values()}
-                  <= (set(PACK.NODE_CLASS_MAPPINGS) - {"FaceAdapterRender"}) | set(_stock_impl())]
+                  <= (set(PACK.NODE_CLASS_MAPPINGS) - NEEDS_COMFYUI) | set(_stock_impl())]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="needs mediapipe")

@@ -126,7 +126,7 @@ def random_models_paths(models: Path) -> dict[str, Path]:
     """extra_model_paths.yaml entries that show the maker's folder to the stock loaders and the pack."""
     fa = models / "faceadapter"
     return {"faceadapter": fa, "checkpoints": models / "checkpoints", "vae": models / "vae",
-            "diffusion_models": fa, "controlnet": fa, "clip_vision": fa / "vision_encoder"}
+            "diffusion_models": fa, "controlnet": fa, "clip_vision": fa / "vision_encoder", "fadm": models / "fadm"}
 
 
 @pytest.fixture(scope="session")

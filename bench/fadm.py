@@ -1,0 +1,116 @@
+"""FADM on full-size random weights (the maker's files): FADM Refine frames/s at batch 1 against batch 8 (same
+frames, seed and steps, one run), Coarse Animate frames/s (face-vid2vid), and, with --rss, the peak RSS of
+Refine on a short and a long video in fresh processes (streamed chunks: memory should not grow with length).
+
+Issue goal: batch 8 >= 1.5x batch 1 frames/s on a CPU (>= 4x on a GPU); RSS growth 16 -> 256 frames <= 10 %.
+Measured on 2 CPU cores (2026-12-04): batch 8 at 0.7x batch 1 (no per-frame gain on a CPU, page faults on big
+tensors); RSS 1828 -> 2164 MB for 16 -> 256 frames (+18 %), where the extra frames in and out take 377 MB:
+the working memory does not grow with the video, its frames do (ComfyUI holds a video as one IMAGE tensor).
+Refine's time per frame does not depend on the step count's split, so a few steps stand for upstream's 100.
+
+    python bench/fadm.py [--frames 8] [--steps 1] [--batches 1 8] [--models DIR] [--rss 16 64]
+
+On a CPU the batch gain is small (each 256² convolution already fills the cores) and a batch of 8 needs
+~4 GB more RAM; on a machine short of memory a big batch swaps and is slower, so the free memory is reported.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from _common import REPO, emit
+
+from faceadapter_suite.animate.models import CoarseGenerator, DecaEncoder, FadmRenderer  # noqa: E402
+from faceadapter_suite.animate.video import RefineSettings, coarse_animate, refine  # noqa: E402
+from faceadapter_suite.tools.random_models import ensure_random_models  # noqa: E402
+
+DEFAULT_MODELS = Path.home() / ".cache" / "faceadapter-suite" / "random-models" / "fp16"
+
+
+def models(folder: Path) -> tuple[CoarseGenerator, FadmRenderer, DecaEncoder]:
+    fadm = ensure_random_models(folder, dtype="fp16", only=["fadm"]) / "fadm"
+    return (CoarseGenerator("face-vid2vid", fadm / "Facevid.pth"), FadmRenderer(fadm / "diffusion.pth"),
+            DecaEncoder(fadm / "deca_model.tar"))
+
+
+def clip(count: int, seed: int) -> torch.Tensor:
+    return torch.rand(count, 256, 256, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def mem_available_mb() -> int:
+    """MemAvailable from /proc/meminfo (Linux), -1 elsewhere."""
+    try:
+        line = next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemAvailable"))
+    except (OSError, StopIteration):
+        return -1
+    return int(line.split()[1]) // 1024
+
+
+def peak_rss(folder: Path, frames: int, steps: int, per_batch: int) -> float:
+    """Peak RSS (MB, the child's own VmHWM: ru_maxrss would carry the parent's peak across fork) of a fresh
+    process that refines ``frames`` frames."""
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'bench')!r}); import fadm; "
+            f"_, r, d = fadm.models(__import__('pathlib').Path({str(folder)!r})); "
+            f"fadm.refine(r, d, fadm.clip({frames}, 1), fadm.RefineSettings(0, {steps}, True, {per_batch})); "
+            "print(next(x for x in open('/proc/self/status') if x.startswith('VmHWM')).split()[1])")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return int(out.split()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--models", type=Path, default=DEFAULT_MODELS)
+    parser.add_argument("--rss", type=int, nargs=2, metavar=("SHORT", "LONG"))
+    args = parser.parse_args()
+    available_mb = mem_available_mb()
+    generator, renderer, deca = models(args.models)
+    source, driving = clip(1, 0), clip(args.frames, 1)
+    coarse = coarse_animate(generator, source, driving[:2], relative=False)  # warm-up + load
+    t_coarse = timed(lambda: coarse_animate(generator, source, driving, relative=False, frames_per_batch=args.frames))
+    coarse = coarse_animate(generator, source, driving, relative=False)
+    refine(renderer, deca, coarse[:1], RefineSettings(0, 1, True, 1), source=source)  # warm-up + load
+    per_frame = {}
+    for batch in args.batches:
+        settings = RefineSettings(0, args.steps, True, batch)
+        per_frame[batch] = timed(lambda: refine(renderer, deca, coarse, settings, source=source)) / args.frames
+    base = per_frame[args.batches[0]]
+    results = {
+        "frames": args.frames, "steps": args.steps, "size": 256,
+        "device": str(next(renderer.model().parameters()).device),
+        "mem_available_mb_at_start": available_mb,
+        "coarse_animate_frames_per_s": round(args.frames / t_coarse, 3),
+        **{f"refine_frames_per_s_batch_{b}": round(1 / t, 4) for b, t in per_frame.items()},
+        **{f"refine_speedup_batch_{b}_vs_{args.batches[0]}": round(base / t, 3) for b, t in per_frame.items()
+           if b != args.batches[0]},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "note": "full-size random weights (tools/random_models.py); refine frames/s at upstream's 100 steps "
+                "~= these x steps / 100 (E_flame and the condition network run once per frame, not per step)",
+    }
+    if args.rss:
+        short, long = (peak_rss(args.models, n, 1, min(args.batches)) for n in args.rss)
+        results.update({f"peak_rss_mb_{args.rss[0]}_frames": round(short, 1),
+                        f"peak_rss_mb_{args.rss[1]}_frames": round(long, 1),
+                        "rss_growth": round(long / short - 1, 4),
+                        # what the extra frames themselves take: the input clip and the output IMAGE (float32)
+                        "rss_growth_of_frames_in_and_out_mb": round(2 * (args.rss[1] - args.rss[0]) * 256 * 256 * 3
+                                                                    * 4 / 2**20, 1)})
+    emit("fadm", results)
+
+
+if __name__ == "__main__":
+    main()
