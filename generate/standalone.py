@@ -102,6 +102,15 @@ def load_vae(path: Path) -> torch.nn.Module:
     return _strict_module("vae", config, state, str(path))
 
 
+class _Held(torch.nn.Module):
+    """A diffusers model inside a plain Module, for the model cache: inside ComfyUI's process the cache hands
+    networks to ComfyUI's ModelPatcher, which assigns ``.device`` on them (read-only on diffusers' ModelMixin)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+
 @dataclass
 class DiffusionNets:
     unet: torch.nn.Module
@@ -149,7 +158,7 @@ class DiffusionFiles:
 
         def get(label: str, path: Path, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
             files = sorted(p for p in Path(path).iterdir() if p.is_file()) if Path(path).is_dir() else [Path(path)]
-            return MODEL_CACHE.get(label, files, build, dtype=DIFFUSION_DTYPE, device=device).ready()
+            return MODEL_CACHE.get(label, files, lambda: _Held(build()), dtype=DIFFUSION_DTYPE, device=device).ready().net
 
         return DiffusionNets(get("diffusers_unet", self.unet_dir, lambda: _diffusers_folder("unet", self.unet_dir)),
                              get("diffusers_controlnet", self.controlnet_dir,
@@ -228,13 +237,14 @@ class StandaloneResult:
     raw_crops: torch.Tensor  # (N,512,512,3) what the sampler generated, before blending
 
 
-def render_standalone(spatial, nets, files: DiffusionFiles, image: torch.Tensor, *, seed: int = 0, steps: int = 25,
-                      cfg: float = 5.0, frames_per_batch: int = 8, shared_noise: bool = True,
+def render_standalone(spatial, nets, sampler: DiffusersSampler, image: torch.Tensor, *, seed: int = 0,
+                      frames_per_batch: int = 8, shared_noise: bool = True,
                       on_step: Optional[Callable[[], None]] = None) -> StandaloneResult:
     """What Face-Adapter Render does, without ComfyUI: identity (source) and attributes (source for reenact,
     target for swap) encoded once per distinct crop, sampled on diffusers, blended and pasted back.
     ``nets`` is a FaceAdapterNets with its vision encoder and empty prompt; ``image`` the paste side's frames
-    (reenact: the source image; swap: the target frames)."""
+    (reenact: the source image; swap: the target frames); ``on_step`` is called after every sampling step
+    (``frames_per_batch`` pairs at a time)."""
     from ..spatial.record import paste_generated
     from .attributes import encode_attributes, own_tower_hidden_states
     from .identity import encode_identity
@@ -246,7 +256,6 @@ def render_standalone(spatial, nets, files: DiffusionFiles, image: torch.Tensor,
     attributes = encode_attributes(side_views(spatial, "task"), nets, own_tower_hidden_states(nets),
                                    "vision_encoder")
     conditions = conditions_for(spatial, identity, attributes, negative_embedding(nets))
-    sampler = DiffusersSampler(files, steps, cfg)
     crops = sample_in_batches(conditions, sampler, seed, shared_noise=shared_noise,
                               frames_per_batch=frames_per_batch, on_step=on_step)
     pasted, mask = paste_generated(spatial, image, crops)
