@@ -31,9 +31,14 @@ SD15_SCHEDULER: dict[str, Any] = {"num_train_timesteps": 1000, "beta_start": 0.0
                                   "beta_schedule": "scaled_linear", "trained_betas": None, "steps_offset": 1,
                                   "prediction_type": "epsilon", "timestep_spacing": "linspace"}
 INSTALL_HINT = "the standalone (non-ComfyUI) path needs diffusers: pip install diffusers"
+VAE_NAME = "vae-ft-mse-840000-ema-pruned.safetensors"  # in a 'vae' model folder, as upstream's sd-vae-ft-mse
+VAE_SOURCE = ("https://huggingface.co/stabilityai/sd-vae-ft-mse-original (the vae-ft-mse-840000-ema-pruned."
+              "safetensors file) or the diffusers folder https://huggingface.co/stabilityai/sd-vae-ft-mse, as "
+              "upstream uses")
 
 
-def _diffusers():
+def diffusers_module():
+    """diffusers, or an ImportError saying the standalone path needs it (the nodes do not)."""
     try:
         import diffusers
     except ImportError as exc:
@@ -43,7 +48,7 @@ def _diffusers():
 
 def euler_scheduler():
     """A fresh EulerDiscreteScheduler with SD1.5's config (it holds per-call state: one per sampling run)."""
-    return _diffusers().EulerDiscreteScheduler.from_config(SD15_SCHEDULER)
+    return diffusers_module().EulerDiscreteScheduler.from_config(SD15_SCHEDULER)
 
 
 def sigma_at(timestep: float) -> float:
@@ -65,7 +70,7 @@ def _strict_module(kind: str, config: dict, state: dict[str, torch.Tensor], sour
     are named), in fp32, eval mode."""
     cls = {"unet": "UNet2DConditionModel", "controlnet": "ControlNetModel", "vae": "AutoencoderKL"}[kind]
     with torch.device("meta"):
-        module = getattr(_diffusers(), cls).from_config(config)
+        module = getattr(diffusers_module(), cls).from_config(config)
     check_keys(module, state, source)
     module.load_state_dict({k: v.to(DIFFUSION_DTYPE) for k, v in state.items()}, strict=True, assign=True)
     leftover = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
@@ -134,8 +139,17 @@ class DiffusionFiles:
                       ) -> "DiffusionFiles":
         """The layout of a ComfyUI models folder (and of scripts/make_random_models.py's output)."""
         fa = Path(models) / "faceadapter"
-        return cls(fa / "pretrained_unet", fa / "controlnet",
-                   Path(vae) if vae else Path(models) / "vae" / "vae-ft-mse-840000-ema-pruned.safetensors", device)
+        return cls(fa / "pretrained_unet", fa / "controlnet", Path(vae) if vae else Path(models) / "vae" / VAE_NAME,
+                   device)
+
+    @classmethod
+    def found(cls, vae: Optional[str] = None, device: Optional[torch.device] = None) -> "DiffusionFiles":
+        """Found in the model folders as the nodes find files (ComfyUI's, or $FACEADAPTER_MODELS_DIR /
+        comfy_bridge.set_models_dir outside); ``vae``: a name in the 'vae' folders or a path."""
+        from ..core.model_paths import require_model, resolve_user_file
+
+        return cls(require_model("faceadapter.pretrained_unet"), require_model("faceadapter.controlnet"),
+                   resolve_user_file("vae", vae or VAE_NAME, VAE_SOURCE), device)
 
     def check(self) -> None:
         """MissingModelError naming the first missing file, its folder kind and where it comes from."""
@@ -147,10 +161,7 @@ class DiffusionFiles:
                 e = entry(model_id)
                 raise MissingModelError(e.path, [Path(path)], e.kind, e.source)
         if not Path(self.vae_file).exists():
-            raise MissingModelError("SD1.5 VAE", [Path(self.vae_file)], "vae",
-                                    "https://huggingface.co/stabilityai/sd-vae-ft-mse-original (the "
-                                    "vae-ft-mse-840000-ema-pruned.safetensors file) or the diffusers folder "
-                                    "https://huggingface.co/stabilityai/sd-vae-ft-mse, as upstream uses")
+            raise MissingModelError("SD1.5 VAE", [Path(self.vae_file)], "vae", VAE_SOURCE)
 
     def load(self) -> DiffusionNets:
         self.check()
