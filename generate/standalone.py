@@ -169,7 +169,8 @@ class DiffusionFiles:
 
         def get(label: str, path: Path, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
             files = sorted(p for p in Path(path).iterdir() if p.is_file()) if Path(path).is_dir() else [Path(path)]
-            return MODEL_CACHE.get(label, files, lambda: _Held(build()), dtype=DIFFUSION_DTYPE, device=device).ready().net
+            item = MODEL_CACHE.get(label, files, lambda: _Held(build()), dtype=DIFFUSION_DTYPE, device=device)
+            return item.ready().net
 
         return DiffusionNets(get("diffusers_unet", self.unet_dir, lambda: _diffusers_folder("unet", self.unet_dir)),
                              get("diffusers_controlnet", self.controlnet_dir,

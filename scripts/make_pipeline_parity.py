@@ -112,7 +112,8 @@ def main() -> int:
     from torchvision import transforms
 
     for module in (diffusers, transformers):
-        assert module.__version__ == PINS[module.__name__], f"{module.__name__} {module.__version__} is not upstream's pin"
+        assert module.__version__ == PINS[module.__name__], (
+            f"{module.__name__} {module.__version__} is not upstream's pin")
     torch.manual_seed(0)
     pipeline_class = upstream_pipeline_class(args.upstream)
     seeded = seeded_weights_module()
@@ -170,7 +171,8 @@ def main() -> int:
         scheduler_config=json.dumps(SD15_SCHEDULER_CONFIG), control=control, noise=noise.numpy(),
         token_step=TOKEN_STEP, pixel_levels=PIXEL_LEVELS, **{k: v.numpy() for k, v in stored.items()},
         image=as_uint16(image), image_partial=as_uint16(partial),
-        partial_settings=np.array([10, 3.5, 0.7, 0.2, 0.6], np.float64), init_noise_sigma=float(scheduler.init_noise_sigma),
+        partial_settings=np.array([10, 3.5, 0.7, 0.2, 0.6], np.float64),
+        init_noise_sigma=float(scheduler.init_noise_sigma),
         **{f"sha256_{k}": tensors_sha256(v) for k, v in files.items()},
         **{f"config_{k}": json.dumps({n: c for n, c in v.items() if not n.startswith("_")}, sort_keys=True)
            for k, v in configs.items()})
