@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""Offline demo of the spatial-condition stage, through the same node classes ComfyUI runs.
+"""Offline demo: the spatial-condition stage through the same node classes ComfyUI runs, then the face
+generated and pasted back on the standalone (diffusers) path when the models folder has the files.
 
     python demo.py                                   # Grace Hopper's identity, the astronaut's pose
     python demo.py --source me.jpg --target you.png --task swap --out my_demo
+    python demo.py --models-dir MODELS --steps 25    # + the generated face (MODELS/faceadapter/, MODELS/vae/)
 
-Photos default to ones shipped inside installed packages; models default to none at
-all (mediapipe mesh projector + landmark-hull area). Put Face-Adapter's files in
-``<models-dir>/faceadapter/`` and pass ``--projector d3dfr_bfm`` to use the upstream path.
-Writes PNGs (detections, landmarks, adapting area, control image, a contact sheet) and a
+Photos default to ones shipped inside installed packages; the spatial stage needs no model at all
+(mediapipe mesh projector + landmark-hull area). Put Face-Adapter's files in ``<models-dir>/faceadapter/``
+(and SD's VAE in ``<models-dir>/vae/``) to generate the face; pass ``--projector d3dfr_bfm`` to use the
+upstream spatial path. ``./dev.sh models DIR`` writes random-weight files under the official names: they
+check the pipeline end to end, they do not make a face. Writes PNGs (detections, landmarks, adapting area,
+control image, a contact sheet; with the models: the generated crop, the blended crop and the result) and a
 summary JSON to the output folder.
 """
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
 SAMPLE_NAMES = ("astronaut", "grace_hopper", "tom_hanks", "t1")  # face/sample_photos.py; kept here so --help needs no numpy
+VAE_NAME = "vae-ft-mse-840000-ema-pruned.safetensors"  # generate/standalone.py's; kept here for --help
 
 
 def _pack():
@@ -97,7 +102,7 @@ def run(args: argparse.Namespace) -> dict:
         recon, images["source"], faces["source"], images["target"], faces["target"], args.task, "error", 0.81))
     area, area_preview = timed("adapting_area", lambda: sc.FaceAdapterPredictAdaptingArea().predict(
         landmarks, "auto", "net_seg_res18.pth", "third_party/79999_iter.pth"))
-    _, control, _, blend = timed("compose_control", lambda: sc.FaceAdapterComposeSpatialControl().compose(
+    spatial, control, _, blend = timed("compose_control", lambda: sc.FaceAdapterComposeSpatialControl().compose(
         landmarks, area))
 
     save_png(out / "landmarks_overlay.png", overlay)
@@ -109,11 +114,50 @@ def run(args: argparse.Namespace) -> dict:
     sheet = np.concatenate([crops[0], crops[1], image_to_uint8(overlay)[0], image_to_uint8(area_preview)[0],
                             image_to_uint8(control)[0]], axis=1)
     save_png(out / "sheet.png", sheet)
+    paste_into = images["source"] if args.task == "reenact" else images["target"]
+    generation = generate(args, spatial, paste_into, out, timed)
     summary = {"source": args.source, "target": args.target, "task": args.task, "projector": landmarks.method,
-               "analysis": info, "area_pixels": int(area.sum()),
+               "analysis": info, "area_pixels": int(area.sum()), "generation": generation,
                "timings_s": timings, "outputs": sorted(p.name for p in out.glob("*.png"))}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+MODELS_HOW = ("put Face-Adapter's files in <models-dir>/faceadapter/ and SD's VAE in <models-dir>/vae/ (README, "
+              "'Models'), or write random-weight ones to check the pipeline: ./dev.sh models DIR [--tiny], then "
+              "pass --models-dir DIR")
+
+
+def generate(args: argparse.Namespace, spatial, paste_into, out: Path, timed) -> dict:
+    """Stage 2 on the standalone path (diffusers; the same conditions as the nodes), or why it was skipped."""
+    errors = _pack()[2]
+    from faceadapter_suite.generate import standalone
+    from faceadapter_suite.generate.nets import FaceAdapterNets
+
+    assert standalone.VAE_NAME == VAE_NAME
+    try:
+        nets, files = FaceAdapterNets.found(), standalone.DiffusionFiles.found(args.vae)
+        files.check()
+        standalone.diffusers_module()
+    except (errors.MissingModelError, ImportError) as exc:
+        why = str(exc).splitlines()[0]
+        print(f"demo: no face generated: {why}\ndemo: to generate it, {MODELS_HOW}", file=sys.stderr)
+        return {"generated": False, "why": why, "how": MODELS_HOW}
+    sampler = standalone.DiffusersSampler(files, steps=args.steps, cfg=args.cfg)
+    done = []
+
+    def progress() -> None:
+        done.append(1)
+        print(f"\rdemo: sampling step {len(done)}/{args.steps}", end="\n" if len(done) == args.steps else "",
+              file=sys.stderr, flush=True)
+
+    result = timed("generate", lambda: standalone.render_standalone(spatial, nets, sampler, paste_into,
+                                                                      seed=args.seed, on_step=progress))
+    save_png(out / "generated_crop.png", result.raw_crops)
+    save_png(out / "blended_crop.png", result.crops)
+    save_png(out / "result.png", result.pasted)
+    return {"generated": True, "steps": args.steps, "cfg": args.cfg, "seed": args.seed, "sampler": "euler",
+            "unet": str(files.unet_dir), "vae": str(files.vae_file), "frames": int(result.pasted.shape[0])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", choices=["reenact", "swap"], default="reenact")
     parser.add_argument("--projector", choices=["mediapipe_mesh", "d3dfr_bfm"], default="mediapipe_mesh")
     parser.add_argument("--models-dir", help="folder holding faceadapter/ (default: $FACEADAPTER_MODELS_DIR)")
+    parser.add_argument("--vae", help=f"SD's VAE: a name in <models-dir>/vae/ or a path (default {VAE_NAME})")
+    parser.add_argument("--steps", type=int, default=25, help="Euler steps (upstream: 25)")
+    parser.add_argument("--cfg", type=float, default=5.0, help="classifier-free guidance scale (upstream: 5)")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="demo_out")
     args = parser.parse_args(argv)
     errors = _pack()[2]

@@ -32,6 +32,16 @@ class FaceAdapterNets:
     empty_prompt_path: Optional[Path] = None
     device: Optional[torch.device] = None
 
+    @classmethod
+    def found(cls, device: Optional[torch.device] = None) -> "FaceAdapterNets":
+        """Every file under its official name in the model folders, vision encoder and empty prompt included
+        (the standalone path; the Load node picks them from dropdowns). MissingModelError names the first
+        missing file, where it was looked for and where it comes from."""
+        from ..core.model_paths import require_model
+
+        ids = ("id2token", "image2token", "arcface_iresnet100", "vision_encoder", "empty_prompt_embedding")
+        return cls(*(require_model(f"faceadapter.{name}") for name in ids), device=device)
+
     def _get(self, label: str, path: Path, builder) -> CachedModel:
         return MODEL_CACHE.get(label, [path], builder, dtype=HELPER_DTYPE,
                                device=self.device or bridge.torch_device())

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -15,13 +16,30 @@ def test_demo_writes_every_picture(tmp_path):
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
     out = tmp_path / "demo"
-    assert demo.main(["--out", str(out), "--task", "swap", "--source", "tom_hanks", "--target", "grace_hopper"]) == 0
+    assert demo.main(["--out", str(out), "--task", "swap", "--source", "tom_hanks", "--target", "grace_hopper",
+                      "--models-dir", str(tmp_path / "no_models")]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["projector"] == "mediapipe_mesh" and summary["area_pixels"] > 10_000
+    assert summary["generation"]["generated"] is False and "./dev.sh models" in summary["generation"]["how"]
+    assert "net_id2token.pth" in summary["generation"]["why"] and not (out / "result.png").exists()
     for name in ("control.png", "landmarks_overlay.png", "adapting_area.png", "blend_mask.png", "sheet.png"):
         image = cv2.imread(str(out / name))
         assert image is not None and image.std() > 1, name
     assert cv2.imread(str(out / "control.png")).shape == (512, 512, 3)
+
+
+def test_demo_generates_and_pastes_back_with_the_makers_models(tmp_path, tiny_models_dir):
+    """The acceptance command's path: a models folder from the maker -> a generated face pasted back."""
+    out = tmp_path / "demo"
+    assert _load_demo().main(["--out", str(out), "--models-dir", str(tiny_models_dir), "--steps", "2"]) == 0
+    generation = json.loads((out / "summary.json").read_text())["generation"]
+    assert generation["generated"] and generation["steps"] == 2 and generation["frames"] == 1
+    crop, result = cv2.imread(str(out / "generated_crop.png")), cv2.imread(str(out / "result.png"))
+    assert crop.shape == (512, 512, 3) and crop.std() > 1
+    from faceadapter_suite.face.sample_photos import load_sample
+
+    original = load_sample("grace_hopper")  # reenact pastes into the source photo, at its size
+    assert result.shape == original.shape and not np.array_equal(result[:, :, ::-1], original)
 
 
 def _load_demo():

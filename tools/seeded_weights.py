@@ -1,4 +1,5 @@
-"""Seeded random weights for the stage-1 networks (D3DFR, seg-UNet, BiSeNet) and FADM's networks.
+"""Seeded random weights for the parity fixtures: stage 1 (D3DFR, seg-UNet, BiSeNet), FADM's networks and the
+sampling pipeline (SD UNet, ControlNet, VAE; scripts/make_pipeline_parity.py).
 
 Why: the parity fixture (scripts/make_stage1_parity.py) runs upstream's modules and the test
 runs the pack's on the *same* weights without committing ~200 MB of them, and the random model
@@ -17,9 +18,13 @@ from typing import Mapping
 import numpy as np
 import torch
 
+# A seed is per network name; two fixtures were made on their own branches with overlapping numbers (FADM's
+# 21-23 and the pipeline's 21-23). Different networks draw different tensors, and changing a number would
+# invalidate a stored fixture, so they stay as made.
 SEEDS = {"d3dfr": 11, "seg_unet": 12, "bisenet": 13,
          "fadm_kp_detector": 21, "fadm_he_estimator": 22, "fadm_generator": 23, "fadm_e_flame": 24,
-         "fadm_diffusion": 25, "fadm_fomm_kp_detector": 26, "fadm_fomm_generator": 27}
+         "fadm_diffusion": 25, "fadm_fomm_kp_detector": 26, "fadm_fomm_generator": 27,
+         "unet": 21, "controlnet": 22, "vae": 23}
 SEG_BIAS = -0.1
 BISENET_ROWS = {0: 0.045, 17: 0.035}
 HEAD_STD = 0.005  # D3DFR's coefficient heads (fianl_layers.*): small pose/shape coefficients
@@ -93,3 +98,36 @@ def seeded_noise(seed: int, shape: tuple[int, ...], count: int) -> np.ndarray:
     the renderer's shared noises for the FADM parity fixture, regenerated identically on both sides."""
     rng = np.random.RandomState(seed)
     return np.stack([rng.standard_normal(shape) for _ in range(count)]).astype(np.float32)
+
+
+def seeded_safetensors(src: str, dst: str, network: str) -> None:
+    """Copy a safetensors file (keys, shapes, header metadata) with every floating tensor replaced by the
+    seeded values for ``network``. The maker's tiny UNet / ControlNet / VAE are drawn at a fixed std, which
+    lets the hint and the ControlNet's context fade out of the image; fan-in scaling keeps every condition
+    visible, so a parity bound on the pipeline's image can tell them apart."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(src), "pt") as handle:
+        metadata = handle.metadata()
+    save_file(seeded_state_dict(load_file(str(src)), network), str(dst), metadata=metadata)
+
+
+# The maker's layout of the three diffusion networks (relative to a models folder) -> SEEDS name.
+DIFFUSION_FILES = {"faceadapter/pretrained_unet/diffusion_pytorch_model.safetensors": "unet",
+                   "faceadapter/controlnet/diffusion_pytorch_model.safetensors": "controlnet",
+                   "vae/vae-ft-mse-840000-ema-pruned.safetensors": "vae"}
+
+
+def seeded_diffusion_set(models: str, out: str) -> None:
+    """The maker's (tiny) UNet, ControlNet and VAE under ``models`` re-drawn with seeded weights into the
+    same layout under ``out`` (config.json files copied), for the pipeline parity fixture and its test."""
+    import shutil
+    from pathlib import Path
+
+    for rel, network in DIFFUSION_FILES.items():
+        src, dst = Path(models) / rel, Path(out) / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if (src.parent / "config.json").is_file():
+            shutil.copyfile(src.parent / "config.json", dst.parent / "config.json")
+        seeded_safetensors(str(src), str(dst), network)
