@@ -59,7 +59,7 @@ def mesh_label_map(view: FaceView) -> np.ndarray:
 def bisenet_label_map(net, view: FaceView) -> np.ndarray:
     """(512,512) uint8 BiSeNet labels of the view's 512 crop (``net``: the cached parsing network)."""
     model = net.ready()
-    logits = model(nchw_unit(view.crop512[None], net.device, torch.float32))
+    logits = model(nchw_unit(view.crop512[None].copy(), net.device, torch.float32))
     return parsing_labels(logits, CROP)[0, 0].to(torch.uint8).cpu().numpy()
 
 
