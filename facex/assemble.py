@@ -137,7 +137,10 @@ def _hair_area(background: FaceRepr) -> torch.Tensor:
 
 def assemble(faces: Sequence[FaceRepr], recipe: Recipe, bfm: Optional[BfmProjector] = None,
              need_tokens: bool = True) -> tuple[FaceSpatial, Optional[FaceIdentity], Optional[FaceAttributes]]:
-    """FORS: the spatial record (one face pair), identity and attribute records Apply / Render take."""
+    """FORS: the spatial record (one face pair), identity and attribute records Apply / Render take.
+
+    ``need_tokens``: True raises when the chosen faces lack tokens; False gives None for a record whose
+    tokens are absent (then encode them from the spatial record with Encode Identity / Attribute Template)."""
     for name in COMPONENTS:
         index = getattr(recipe, name)
         if index is None and name == "hair":
@@ -156,9 +159,11 @@ def assemble(faces: Sequence[FaceRepr], recipe: Recipe, bfm: Optional[BfmProject
     if recipe.hair is not None and recipe.hair != recipe.background:
         area = torch.maximum(area, _hair_area(pick["background"])[None])
     spatial = build_spatial(landmarks, area)
+    identity, appearance = pick["identity"], pick["appearance"]
     if not need_tokens:
-        return spatial, None, None
-    return spatial, _identity_record(pick["identity"]), _attribute_record(pick["appearance"])
+        return (spatial, _identity_record(identity) if identity.identity_tokens is not None else None,
+                _attribute_record(appearance) if appearance.appearance_tokens is not None else None)
+    return spatial, _identity_record(identity), _attribute_record(appearance)
 
 
 # ------------------------------------------------------------------------------------------------- edits

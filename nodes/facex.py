@@ -1,6 +1,7 @@
 """FaceX nodes on Face-Adapter: decompose (FORD), assemble (FORS), edit, save / load. Thin: maths in facex/."""
 from __future__ import annotations
 
+import logging
 import re
 
 
@@ -20,6 +21,7 @@ from ..facex.regions import regions_overlay
 from ..facex.representation import decompose
 
 REQUIRES = ("cv2", "scipy", "safetensors")
+log = logging.getLogger("FaceAdapter")
 CATEGORY = "FaceAdapter/FaceX"
 FACE = "FACEADAPTER_FACE_REPR"
 SLOTS = ("A", "B", "C", "D")
@@ -142,9 +144,12 @@ class FaceXAssemble:
     RETURN_NAMES = ("spatial", "identity", "attributes", "landmarks", "preview", "control")
     OUTPUT_TOOLTIPS = ("Spatial record (landmark-hull area). For Face-Adapter's area nets route 'landmarks' through "
                        "Predict Adapting Area + Compose Spatial Control instead.",
-                       "Identity record of the identity face.", "Attribute record of the appearance face.",
+                       "Identity record of the identity face (empty when it was decomposed without Load "
+                       "Face-Adapter: then use Encode Identity on 'spatial', side source).",
+                       "Attribute record of the appearance face (empty without Load Face-Adapter: then Encode "
+                       "Attribute Template on 'spatial').",
                        "The assembled 70 landmarks with their crops (for Predict Adapting Area).",
-                       "Preview: assembled landmarks over the pose face's crop.", "Preview: the control image.")
+                       "Preview: assembled landmarks over the background crop (what the control image is drawn on).", "Preview: the control image.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -160,9 +165,13 @@ class FaceXAssemble:
         faces = [face_a, face_b, face_c, face_d]
         recipe = Recipe(**{name: None if choices[name] == HAIR_OF_BACKGROUND else SLOTS.index(choices[name])
                            for name in COMPONENTS})
-        spatial, identity, attributes = assemble(faces, recipe, reconstructor)
+        spatial, identity, attributes = assemble(faces, recipe, reconstructor, need_tokens=False)
+        if identity is None or attributes is None:
+            log.warning("FaceAdapter: FaceX Assemble: the %s face was decomposed without Load Face-Adapter; its "
+                        "output is empty: use Encode Identity / Encode Attribute Template on the spatial record",
+                        "identity" if identity is None else "appearance")
         drawn = spatial.landmarks.landmark_images()
-        preview = landmark_overlay(spatial.landmarks.crops("target"), drawn)
+        preview = landmark_overlay(spatial.background(), drawn)
         return (spatial, identity, attributes, spatial.landmarks, uint8_to_image(preview), spatial.control)
 
 

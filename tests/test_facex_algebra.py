@@ -194,9 +194,13 @@ def test_mediapipe_only_decomposition_marks_what_it_lacks(photos):
                                   "light", "texture"}
     assert face.parsing is not None and face.expression.shape == (70, 3) and face.gaze.shape == (2, 3)
     with pytest.raises(ValueError, match="no identity_tokens.*connect Load Face-Adapter"):
-        assemble_node([face])
-    spatial, identity, attributes = fx.assemble([face], fx.Recipe(), need_tokens=False)
-    assert len(spatial) == 1 and identity is None
+        fx.assemble([face], fx.Recipe())
+    spatial, identity, attributes, *_ = assemble_node([face])
+    assert len(spatial) == 1 and identity is None and attributes is None
+    from faceadapter_suite.generate.render import conditions_for
+
+    with pytest.raises(ValueError, match="no identity tokens.*connect Encode Identity on the spatial record"):
+        conditions_for(spatial, identity, attributes, torch.zeros(1, 77, 768))
 
 
 def test_background_must_be_the_pose_or_the_identity_face(mesh_faces):
