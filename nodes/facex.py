@@ -4,6 +4,9 @@ from __future__ import annotations
 import logging
 import re
 
+import numpy as np
+import torch
+
 
 from ..core import comfy_bridge as bridge
 from ..core.images import frame_to_uint8, uint8_to_image
@@ -13,11 +16,12 @@ from ..face.align import CROP_RATIO
 from ..generate.attributes import choose_hidden_states
 from ..spatial import area as area_ops
 from ..spatial.condition import make_view
-from ..spatial.previews import landmark_overlay
+from ..spatial.previews import landmark_overlay, mask_overlay
 from ..facex import storage
 from ..facex.assemble import (COMPONENTS, Recipe, assemble, drawn_points, offset_gaze, offset_pose, own_points,
                               scale_expression)
-from ..facex.regions import regions_overlay
+from ..facex.region_swap import swap_regions, target_transforms
+from ..facex.regions import REGION_NAMES, regions_overlay
 from ..facex.representation import decompose
 
 REQUIRES = ("cv2", "scipy", "safetensors")
@@ -298,6 +302,41 @@ class FaceXLoadFace:
         return (face, _preview(face))
 
 
+class FaceXRegionSwap:
+    DESCRIPTION = ("FaceX region assembler at image level: the chosen regions (eyes, brows, lips, ...) of the donor "
+                   "face in the target face's 512 crop, aligned on those regions' landmarks and blended over the union "
+                   "of both faces' region masks (BiSeNet, or mesh regions with mediapipe only: no ears or hair). "
+                   "Feed 'crop', 'mask' and 'transforms' to Paste Faces with the target's photo.")
+    CATEGORY = CATEGORY
+    FUNCTION = "swap"
+    RETURN_TYPES = ("IMAGE", "MASK", "FACEADAPTER_CROP_TRANSFORMS", "IMAGE")
+    RETURN_NAMES = ("crop", "mask", "transforms", "preview")
+    OUTPUT_TOOLTIPS = ("The target's 512 crop with the donor's regions.", "The blend weights used (crop space).",
+                       "The target's frame -> crop transform (Paste Faces: image = the target's photo, one frame).",
+                       "Preview: the blend region tinted over the result.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        def region(default):
+            return ("BOOLEAN", {"default": default, "tooltip": "Take this region from the donor."})
+        return {"required": {
+            "target": (FACE, {"tooltip": "The face whose photo receives the regions."}),
+            "donor": (FACE, {"tooltip": "The face the regions come from."}),
+            **{name: region(name in ("brows", "eyes")) for name in REGION_NAMES},
+            "feather": ("INT", {"default": 8, "min": 0, "max": 64, "tooltip": "Soft edge of the blend, in 512-crop "
+                                "pixels (0: hard)."}),
+            "color_match": ("BOOLEAN", {"default": True, "tooltip": "Match the donor's colours (Lab mean/std inside "
+                                        "the region) to the target's."}),
+        }, "optional": {"reconstructor": ("FACEADAPTER_RECONSTRUCTOR", {"tooltip": RECON_TIP})}}
+
+    def swap(self, target, donor, feather, color_match, reconstructor=None, **chosen):
+        regions = [name for name in REGION_NAMES if chosen.get(name)]
+        crop, mask, _ = swap_regions(target, donor, regions, float(feather), bool(color_match), reconstructor)
+        shown = np.clip(np.rint(crop * 255.0), 0, 255).astype(np.uint8)[None]
+        preview = uint8_to_image(mask_overlay(shown, mask[None]))
+        return (torch.from_numpy(crop)[None], torch.from_numpy(mask)[None], target_transforms(target), preview)
+
+
 _NODES = {
     "FaceAdapterFaceXDecompose": (FaceXDecompose, "FaceX Decompose (FaceAdapter)"),
     "FaceAdapterFaceXAssemble": (FaceXAssemble, "FaceX Assemble (FaceAdapter)"),
@@ -306,6 +345,7 @@ _NODES = {
     "FaceAdapterFaceXGazeDirection": (FaceXGazeDirection, "FaceX Gaze Direction (FaceAdapter)"),
     "FaceAdapterFaceXSaveFace": (FaceXSaveFace, "FaceX Save Face (FaceAdapter)"),
     "FaceAdapterFaceXLoadFace": (FaceXLoadFace, "FaceX Load Face (FaceAdapter)"),
+    "FaceAdapterFaceXRegionSwap": (FaceXRegionSwap, "FaceX Region Swap (FaceAdapter)"),
 }
 NODE_CLASS_MAPPINGS = {k: v[0] for k, v in _NODES.items()}
 NODE_DISPLAY_NAME_MAPPINGS = {k: v[1] for k, v in _NODES.items()}

@@ -206,6 +206,10 @@ def facex_edit() -> dict:
         (40, "PreviewImage", (1720, 60), "Regions of A", {}),
         (41, "FaceAdapterFaceXSaveFace", (1720, 300), "Keep A for later (FaceX Load Face)",
          {"name": "facex_a", "overwrite": True}),
+        (42, "FaceAdapterFaceXRegionSwap", (2080, 1100), "Region swap: B's lips on A (no generation)",
+         {"brows": False, "eyes": False, "lips": True}),
+        (43, "FaceAdapterPasteFaces", (2440, 1200), None, {"feather": 0}),
+        (44, "SaveImage", (2800, 1100), "Result: A with B's lips", {"filename_prefix": "FaceAdapter/facex_lips"}),
     ]
     links: list[Link] = [
         (1, 0, 4, "image"), (3, 0, 4, "analysis"), (2, 0, 5, "image"), (3, 0, 5, "analysis"),
@@ -218,9 +222,12 @@ def facex_edit() -> dict:
         (12, 0, 36, "face_adapter"), (1, 0, 36, "image"), (13, 0, 36, "model"), (14, 0, 36, "vae"),
         (36, 0, 37, "images"), (34, 1, 38, "images"), (35, 4, 39, "images"), (30, 2, 40, "images"),
         (30, 0, 41, "face"),
+        (30, 0, 42, "target"), (31, 0, 42, "donor"),
+        (1, 0, 43, "image"), (42, 0, 43, "crops"), (42, 2, 43, "transforms"), (42, 1, 43, "mask"),
+        (43, 0, 44, "images"),
     ]
-    groups = [("Faces", [-10, -10, 1330, 1340], "#3f789e"), ("FaceX", [1340, -10, 1090, 1340], "#a1309b"),
-              ("Face-Adapter", [2430, -10, 730, 1340], "#8A8")]
+    groups = [("Faces", [-10, -10, 1330, 1540], "#3f789e"), ("FaceX", [1340, -10, 1090, 1540], "#a1309b"),
+              ("Face-Adapter", [2430, -10, 730, 1540], "#8A8")]
     return build(nodes, links, groups)
 
 
