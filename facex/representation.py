@@ -21,12 +21,14 @@ Absent fields are None and named by :meth:`FaceRepr.absent`; a saved file lists 
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
 import torch
 
+from ..face.records import MEDIAPIPE_478
 from ..generate.attributes import HiddenStates, encode_attributes
 from ..generate.identity import encode_identity
 from ..generate.nets import FaceAdapterNets
@@ -37,6 +39,7 @@ from ..spatial.projector_mesh import eye_gaze, source_canonical
 from ..spatial.projectors import BfmProjector, LandmarkProjector
 from .regions import PARSING_BISENET, PARSING_MESH, bisenet_label_map, mesh_label_map, pool_region_features
 
+log = logging.getLogger("FaceAdapter")
 METHOD_BFM = "d3dfr_bfm"
 METHOD_MESH = "mediapipe_mesh"
 METHODS = (METHOD_BFM, METHOD_MESH)
@@ -146,8 +149,11 @@ def decompose(view: FaceView, frame_size: tuple[int, int], projector: LandmarkPr
         raise ValueError(f"FaceAdapter: FaceX decomposes with {', '.join(METHODS)}, not {projector.method!r}")
     if parsing_net is not None:
         fields.update(parsing=bisenet_label_map(parsing_net, view), parsing_source=PARSING_BISENET)
-    elif mesh_regions and view.face.landmarks is not None and view.face.landmark_format == "mediapipe478":
+    elif mesh_regions and view.face.landmarks is not None and view.face.landmark_format == MEDIAPIPE_478:
         fields.update(parsing=mesh_label_map(view), parsing_source=PARSING_MESH)
+    elif mesh_regions:
+        log.warning("FaceAdapter: FaceX Decompose: mesh regions need a mediapipe face (this one has %s landmarks); "
+                    "parsing is absent", view.face.landmark_format)
     if nets is not None:
         identity = encode_identity([view], nets)
         fields.update(identity_tokens=identity.tokens[0], identity_embedding=identity.embeddings[0])

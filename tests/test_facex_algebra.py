@@ -211,3 +211,17 @@ def test_background_must_be_the_pose_or_the_identity_face(mesh_faces):
         assemble_node([a, b], gaze="C")
     with pytest.raises(ValueError, match="hair from another face needs .*BiSeNet"):
         assemble_node([a, b], hair="B")
+
+
+def test_hair_from_another_face_repaints_the_background_hair(tiny, photos, mesh_faces):
+    """With BiSeNet regions on the background face, hair from another face adds its hair to the area."""
+    from faceadapter_suite.facex.regions import region_mask
+
+    background = decompose_node(photos, "grace_hopper", MeshProjector(), nets_of(tiny), "third_party/79999_iter.pth")
+    assert background.parsing_source == "bisenet19"
+    keep = fx.assemble([background, mesh_faces["astronaut"]], fx.Recipe(), need_tokens=False)[0]
+    repaint = fx.assemble([background, mesh_faces["astronaut"]], fx.Recipe(hair=1), need_tokens=False)[0]
+    hair = torch.from_numpy(region_mask(background.parsing, "hair"))
+    assert torch.equal(repaint.area[0], torch.maximum(keep.area[0], hair))
+    assert np.array_equal(repaint.pts70, keep.pts70) and torch.equal(repaint.blend[0] >= keep.blend[0],
+                                                                     torch.ones_like(keep.blend[0], dtype=torch.bool))
