@@ -25,6 +25,9 @@ PROGRESS_CLASSES = {"FaceAdapterDetectFaces", "FaceAdapterCropFaces", "FaceAdapt
                     "FaceAdapterProject3DLandmarks", "FaceAdapterPredictAdaptingArea", "FaceAdapterPasteGenerated"}
 CROP_SIDES = {"faceadapter_512": 512, "aligned_256": 256}
 SPATIAL_512 = {"FaceAdapterProject3DLandmarks", "FaceAdapterPredictAdaptingArea", "FaceAdapterComposeSpatialControl"}
+FACEX_CROPS = {"FaceAdapterFaceXDecompose", "FaceAdapterFaceXAssemble", "FaceAdapterFaceXExpressionIntensity",
+               "FaceAdapterFaceXPoseOffset", "FaceAdapterFaceXGazeDirection", "FaceAdapterFaceXRegionSwap",
+               "FaceAdapterFaceXLoadFace"}
 MAX_ROUND_TRIP_ERROR = 2  # in 1/255: an unchanged crop pasted back must give the input frame
 
 
@@ -90,6 +93,10 @@ class Run:
             return [(512, 512)] * len(self.expected_sides(project["target_image"]))
         if kind == "FaceAdapterDetectFaces":
             return [None] * len(self.expected_sides(inputs["image"]))
+        if kind in FACEX_CROPS:  # FaceX previews and results: one face, one 512 crop
+            return [(512, 512)]
+        if kind == "FaceAdapterRender" and self.prompt[inputs["spatial"][0]]["class_type"] in FACEX_CROPS:
+            return [self.expected_sides(inputs["image"])[0]] if ref[1] == 0 else [(512, 512)]
         if kind == "FaceAdapterBlendFaces" or (kind == "FaceAdapterRender" and ref[1] == 1):  # a crop per pair
             return self.expected_sides(inputs["spatial"][:1] + [1])
         if kind == "FaceAdapterRender":  # pasted like Paste Generated Faces
@@ -203,8 +210,10 @@ def test_workflow_images(comfy, runs, name):
                 assert abs(got.shape[0] / got.shape[1] - frame.shape[0] / frame.shape[1]) < 0.01, ref
             else:
                 assert got.shape[:2] == tuple(side), (nid, ref, got.shape, side)
-        if run.prompt[source[0]]["class_type"] == "FaceAdapterPasteFaces":
-            crop = run.prompt[run.prompt[source[0]]["inputs"]["crops"][0]]
+        paste = run.prompt[source[0]]
+        if paste["class_type"] == "FaceAdapterPasteFaces" and \
+                run.prompt[paste["inputs"]["crops"][0]]["class_type"] != "FaceAdapterFaceXRegionSwap":
+            crop = run.prompt[paste["inputs"]["crops"][0]]
             assert crop["class_type"] == "FaceAdapterCropFaces"  # the crops go back unchanged: a round trip
             frames = run.source_frames(run.prompt[source[0]]["inputs"]["image"])
             for got, frame in zip(decoded, frames):
