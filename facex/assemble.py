@@ -35,7 +35,7 @@ from ..spatial.projector_mesh import eye_gaze, transfer_expression, with_gaze
 from ..spatial.projectors import BfmProjector
 from ..spatial.record import FaceSpatial, build_spatial
 from .regions import PARSING_BISENET, region_mask
-from .representation import METHOD_BFM, METHOD_MESH, FaceRepr
+from .representation import METHOD_BFM, FaceRepr
 
 COMPONENTS = ("identity", "expression", "pose", "gaze", "appearance", "hair", "background")
 

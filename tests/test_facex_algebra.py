@@ -13,13 +13,11 @@ from faceadapter_suite.core.images import uint8_to_image
 from faceadapter_suite.face.analysis import detect_batch, load_analyzer
 from faceadapter_suite.face.sample_photos import load_sample
 from faceadapter_suite.facex import assemble as fx
-from faceadapter_suite.facex.representation import decompose
 from faceadapter_suite.generate.attributes import own_tower_hidden_states
 from faceadapter_suite.generate.nets import FaceAdapterNets
 from faceadapter_suite.models.d3dfr import COEFF_SLICES
 from faceadapter_suite.nodes import facex as facex_nodes
 from faceadapter_suite.nodes import generation, spatial_condition as spatial_nodes
-from faceadapter_suite.spatial.condition import make_view
 from faceadapter_suite.spatial.pose import landmarks_pose
 from faceadapter_suite.spatial.projectors import MeshProjector, load_bfm_projector
 
