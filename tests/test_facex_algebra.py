@@ -152,6 +152,12 @@ def test_bfm_path_reproduces_the_stage_and_pose_only_changes_angles_and_translat
     pose_dims = set(range(224, 227)) | set(range(254, 257))
     assert differs and set(differs) <= pose_dims
     assert torch.equal(posed[0, COEFF_SLICES["angle"]], b.coefficients()[0, COEFF_SLICES["angle"]])
+    # the edits in BFM units: degrees in spatial/pose.py's convention, pupil offsets, scaled expression
+    turned = fx.offset_pose(a, 15.0, -5.0, 3.0)
+    assert np.allclose(turned.angles - a.angles, [15.0, -5.0, 3.0], atol=1e-4)
+    looked = fx.own_points(fx.offset_gaze(a, 0.1, -0.05), bfm_projector)
+    assert np.nonzero(np.any(looked != fx.own_points(a, bfm_projector), axis=1))[0].tolist() == [68, 69]
+    assert not fx.scale_expression(a, 0.0).expression.any()
 
 
 def test_decompose_reuses_the_cached_networks(tiny, photos):
