@@ -15,6 +15,7 @@ OWN_KINDS = {
     "fadm": {".pth", ".tar", ".safetensors"},
     "insightface": {".onnx"},
     "mediapipe": {".task"},
+    "faces": {".safetensors"},  # FaceX face representations saved by the pack (facex/storage.py)
 }
 
 

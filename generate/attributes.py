@@ -49,6 +49,17 @@ def own_tower_hidden_states(nets: FaceAdapterNets) -> HiddenStates:
     return hidden
 
 
+def choose_hidden_states(nets: FaceAdapterNets, clip_vision=None) -> tuple[HiddenStates, str]:
+    """(hidden-state function, encoder name): a connected stock CLIP_VISION (checked to be ViT-H/14) wins,
+    else Face-Adapter's own vision_encoder/ (a clear error when neither was loaded)."""
+    if clip_vision is None:
+        return own_tower_hidden_states(nets), "vision_encoder"
+    from ..models.clip_vision import require_vit_h
+
+    require_vit_h(*bridge.clip_vision_width_layers(clip_vision))
+    return (lambda pixels: bridge.clip_vision_hidden_states(clip_vision, pixels)), "clip_vision"
+
+
 @torch.no_grad()
 def encode_attributes(views: Sequence[FaceView], nets: FaceAdapterNets, hidden_states: HiddenStates,
                       encoder: str) -> FaceAttributes:

@@ -25,6 +25,11 @@ class CropSampler(Protocol):
 def conditions_for(spatial: FaceSpatial, identity: FaceIdentity, attributes: FaceAttributes,
                    negative: torch.Tensor) -> FaceConditions:
     """Per face pair of the record: identity tokens, attribute tokens, the negative and the hint."""
+    for name, record, node in (("identity", identity, "Encode Identity"),
+                               ("attributes", attributes, "Encode Attribute Template")):
+        if record is None:
+            raise ValueError(f"FaceAdapter: no {name} tokens were given (a FaceX face decomposed without Load "
+                             f"Face-Adapter has none); connect {node} on the spatial record instead")
     pairs = len(spatial)
     return face_conditions(identity.for_pairs(pairs), attributes.for_pairs(pairs), negative, spatial.control)
 

@@ -12,7 +12,7 @@ import logging
 log = logging.getLogger("FaceAdapter")
 
 # Order = order in ComfyUI's node menu.
-STAGES = ("model_management", "face_analysis", "spatial_condition", "generation", "metrics", "fadm")
+STAGES = ("model_management", "face_analysis", "spatial_condition", "generation", "metrics", "fadm", "facex")
 
 # import name -> how to install it, for the log line. mediapipe, OpenCV and onnxruntime come from install.py,
 # which picks the build that fits this Python, platform, protobuf and torch (see README "Dependencies").

@@ -9,7 +9,7 @@ from ..core import comfy_bridge_sampling as sampling
 from ..core.cache import MODEL_CACHE
 from ..core.images import uint8_to_image
 from ..core.model_paths import choices_fingerprint, diffusers_weights, find_model_choice, resolve_model_choice
-from ..generate.attributes import encode_attributes, own_tower_hidden_states
+from ..generate.attributes import choose_hidden_states, encode_attributes
 from ..generate.identity import encode_identity
 from ..generate.native import ControlSettings, NativeSampler, comfy_conditioning, empty_latent
 from ..generate.nets import FaceAdapterNets, negative_embedding
@@ -150,13 +150,7 @@ class FaceAdapterEncodeAttributes:
         }}
 
     def encode(self, spatial, face_adapter, side, clip_vision=None):
-        if clip_vision is None:
-            hidden, encoder = own_tower_hidden_states(face_adapter), "vision_encoder"
-        else:
-            from ..models.clip_vision import require_vit_h
-
-            require_vit_h(*bridge.clip_vision_width_layers(clip_vision))
-            hidden, encoder = (lambda pixels: bridge.clip_vision_hidden_states(clip_vision, pixels)), "clip_vision"
+        hidden, encoder = choose_hidden_states(face_adapter, clip_vision)
         attributes = encode_attributes(side_views(spatial, side), face_adapter, hidden, encoder)
         return (attributes, uint8_to_image(attributes.crops))
 

@@ -337,10 +337,65 @@ def fadm_video() -> dict:
     return build(nodes, links, groups)
 
 
+def facex_edit() -> dict:
+    """FaceX: A keeps its identity, appearance and photo; expression, pose and gaze come from B, each with a
+    slider on top (expression intensity, pose offset, gaze direction); Render pastes the result into A."""
+    nodes: list[Node] = [
+        (1, "LoadImage", (0, 60), "A: the face to edit", {"image": "faceadapter_grace_hopper.png"}),
+        (2, "LoadImage", (0, 520), "B: expression, pose and gaze", {"image": "faceadapter_astronaut.png"}),
+        (3, "FaceAdapterLoadFaceAnalysis", (300, 360), None, {"backend": "mediapipe", "recognition": False}),
+        (4, "FaceAdapterDetectFaces", (660, 60), None, {"preview": False}),
+        (5, "FaceAdapterDetectFaces", (660, 520), None, {"preview": False}),
+        (6, "FaceAdapterSelectFace", (1000, 60), None, {}),
+        (7, "FaceAdapterSelectFace", (1000, 520), None, {}),
+        (8, "FaceAdapterLoad3DReconstructor", (1000, 900), None, {"method": MESH}),
+        (12, "FaceAdapterLoad", (1000, 1100), None, {}),
+        (13, "FaceAdapterLoadUNet", (2440, 900), None, {}),
+        (14, "VAELoader", (2440, 1040), None, {"vae_name": VAE_NAME}),
+        (30, "FaceAdapterFaceXDecompose", (1360, 60), "Decompose A", {}),
+        (31, "FaceAdapterFaceXDecompose", (1360, 520), "Decompose B", {}),
+        (32, "FaceAdapterFaceXExpressionIntensity", (1720, 520), None, {"intensity": 1.0}),
+        (33, "FaceAdapterFaceXPoseOffset", (1720, 760), None, {"yaw": 10.0, "pitch": 0.0, "roll": 0.0}),
+        (34, "FaceAdapterFaceXGazeDirection", (1720, 1040), None, {"horizontal": 0.0, "vertical": 0.0}),
+        (35, "FaceAdapterFaceXAssemble", (2080, 60), None, {
+            "identity": "A", "expression": "B", "pose": "B", "gaze": "B", "appearance": "A",
+            "hair": "background", "background": "A"}),
+        (36, "FaceAdapterRender", (2440, 60), None, {"seed": 0, "steps": 25, "cfg": 5.0}),
+        (37, "SaveImage", (2800, 60), "Result: A with B's expression and pose", {"filename_prefix": "FaceAdapter/facex"}),
+        (38, "PreviewImage", (2080, 520), "Edited landmarks of B", {}),
+        (39, "PreviewImage", (2080, 800), "Assembled landmarks", {}),
+        (40, "PreviewImage", (1720, 60), "Regions of A", {}),
+        (41, "FaceAdapterFaceXSaveFace", (1720, 300), "Keep A for later (FaceX Load Face)",
+         {"name": "facex_a", "overwrite": True}),
+        (42, "FaceAdapterFaceXRegionSwap", (2080, 1100), "Region swap: B's lips on A (no generation)",
+         {"brows": False, "eyes": False, "lips": True}),
+        (43, "FaceAdapterPasteFaces", (2440, 1200), None, {"feather": 0}),
+        (44, "SaveImage", (2800, 1100), "Result: A with B's lips", {"filename_prefix": "FaceAdapter/facex_lips"}),
+    ]
+    links: list[Link] = [
+        (1, 0, 4, "image"), (3, 0, 4, "analysis"), (2, 0, 5, "image"), (3, 0, 5, "analysis"),
+        (4, 0, 6, "faces"), (5, 0, 7, "faces"),
+        (1, 0, 30, "image"), (6, 0, 30, "faces"), (8, 0, 30, "reconstructor"), (12, 0, 30, "face_adapter"),
+        (2, 0, 31, "image"), (7, 0, 31, "faces"), (8, 0, 31, "reconstructor"), (12, 0, 31, "face_adapter"),
+        (31, 0, 32, "face"), (32, 0, 33, "face"), (33, 0, 34, "face"),
+        (30, 0, 35, "face_a"), (34, 0, 35, "face_b"),
+        (35, 0, 36, "spatial"), (35, 1, 36, "identity"), (35, 2, 36, "attributes"), (12, 1, 36, "control_net"),
+        (12, 0, 36, "face_adapter"), (1, 0, 36, "image"), (13, 0, 36, "model"), (14, 0, 36, "vae"),
+        (36, 0, 37, "images"), (34, 1, 38, "images"), (35, 4, 39, "images"), (30, 2, 40, "images"),
+        (30, 0, 41, "face"),
+        (30, 0, 42, "target"), (31, 0, 42, "donor"),
+        (1, 0, 43, "image"), (42, 0, 43, "crops"), (42, 2, 43, "transforms"), (42, 1, 43, "mask"),
+        (43, 0, 44, "images"),
+    ]
+    groups = [("Faces", [-10, -10, 1330, 1540], "#3f789e"), ("FaceX", [1340, -10, 1090, 1540], "#a1309b"),
+              ("Face-Adapter", [2430, -10, 730, 1540], "#8A8")]
+    return build(nodes, links, groups)
+
+
 TEMPLATES = {"faceadapter_reenact": reenact_native, "faceadapter_swap": swap_render,
              "faceadapter_multi_face_video_swap": multi_face_video_swap,
              "faceadapter_native_checkpoint_lora": native_checkpoint_lora, "faceadapter_metrics": metrics,
-             "faceadapter_fadm_video": fadm_video}
+             "faceadapter_fadm_video": fadm_video, "faceadapter_facex_edit": facex_edit}
 
 if __name__ == "__main__":
     for name, make in TEMPLATES.items():

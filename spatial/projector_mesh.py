@@ -57,7 +57,8 @@ from ..face.records import MEDIAPIPE_478, Face, transform_points
 from .mesh_topology import BROWS, EYE_CORNERS, EYES, GAZE, interocular, mesh_to_points70
 from .pose import HeadPose, mesh_pose
 
-__all__ = ["MeshProjection", "project_landmarks_mesh", "transfer_expression", "canonical_points"]
+__all__ = ["MeshProjection", "project_landmarks_mesh", "transfer_expression", "canonical_points", "eye_gaze",
+           "with_gaze"]
 
 # Lower-jaw points that follow the lower lip, and how much (1 at the chin, fading to the ears).
 JAW_FOLLOW = {3: 0.1, 4: 0.3, 5: 0.55, 6: 0.8, 7: 0.95, 8: 1.0, 9: 0.95, 10: 0.8, 11: 0.55, 12: 0.3, 13: 0.1}
@@ -158,6 +159,25 @@ def transfer_expression(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     drop = out[57] - src[57]
     for j, weight in JAW_FOLLOW.items():
         out[j] = src[j] + weight * drop
+    return out
+
+
+def eye_gaze(points: np.ndarray) -> np.ndarray:
+    """(2, 3) each iris centre in its own eye's frame (eye widths; x along the corners, y down), the
+    quantity :func:`transfer_expression` carries over for gaze. FaceX keeps it as the gaze field."""
+    pts = np.asarray(points, np.float64)
+    return np.stack([_to_local(pts[GAZE[eye]][None], frame, frame[2])[0]
+                     for eye, frame in ((e, _eye_frame(pts, e)) for e in (0, 1))])
+
+
+def with_gaze(points: np.ndarray, gaze: np.ndarray) -> np.ndarray:
+    """A copy of canonical (70, 3) points whose two gaze points are ``gaze`` (see :func:`eye_gaze`)
+    placed in the points' own eye frames; nothing else moves."""
+    out = np.array(points, np.float64, copy=True)
+    gaze = np.asarray(gaze, np.float64)
+    for eye in (0, 1):
+        frame = _eye_frame(out, eye)
+        out[GAZE[eye]] = _to_world(gaze[eye][None], frame, frame[2])[0]
     return out
 
 

@@ -38,7 +38,7 @@ def test_missing_optional_package_skips_only_its_stage():
     assert result.returncode == 0, result.stderr
     lines = [l for l in result.stderr.splitlines() if "skipped" in l]
     assert lines == [f"FaceAdapter: '{stage}' nodes skipped: missing package 'scipy' (pip install scipy)"
-                     for stage in ("spatial_condition", "generation", "metrics")]  # both build on the spatial record
+                     for stage in ("spatial_condition", "generation", "metrics", "facex")]  # both build on the spatial record
     nodes = result.stdout.split("NODES", 1)[1]
     assert "FaceAdapterDetectFaces" in nodes and "FaceAdapterModelCache" in nodes
     assert "FaceAdapterProject3DLandmarks" not in nodes

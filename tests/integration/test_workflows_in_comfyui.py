@@ -31,6 +31,9 @@ SPATIAL_512 = {"FaceAdapterProject3DLandmarks", "FaceAdapterPredictAdaptingArea"
 METRIC_IMAGES = {"FaceAdapterIdentitySimilarity", "FaceAdapterExpressionPoseError", "FaceAdapterTemporalFlicker",
                  "FaceAdapterBeforeAfterGrid"}  # one table / grid image each, sized by its text
 ANY_SIZE = "any"
+FACEX_CROPS = {"FaceAdapterFaceXDecompose", "FaceAdapterFaceXAssemble", "FaceAdapterFaceXExpressionIntensity",
+               "FaceAdapterFaceXPoseOffset", "FaceAdapterFaceXGazeDirection", "FaceAdapterFaceXRegionSwap",
+               "FaceAdapterFaceXLoadFace"}
 MAX_ROUND_TRIP_ERROR = 2  # in 1/255: an unchanged crop pasted back must give the input frame
 
 
@@ -104,6 +107,10 @@ class Run:
             return [(256, 256)] * len(self.expected_sides(inputs[FADM_FRAMES[kind]]))
         if kind == "FaceAdapterRepeatSourceForFrames":
             return [self.expected_sides(inputs["image"])[0]] * len(self.expected_sides(inputs["frames"]))
+        if kind in FACEX_CROPS:  # FaceX previews and results: one face, one 512 crop
+            return [(512, 512)]
+        if kind == "FaceAdapterRender" and self.prompt[inputs["spatial"][0]]["class_type"] in FACEX_CROPS:
+            return [self.expected_sides(inputs["image"])[0]] if ref[1] == 0 else [(512, 512)]
         if kind == "FaceAdapterBlendFaces" or (kind == "FaceAdapterRender" and ref[1] == 1):  # a crop per pair
             return self.expected_sides(inputs["spatial"][:1] + [1])
         if kind == "FaceAdapterRender":  # pasted like Paste Generated Faces
@@ -219,8 +226,11 @@ def test_workflow_images(comfy, runs, name):
                 assert abs(got.shape[0] / got.shape[1] - frame.shape[0] / frame.shape[1]) < 0.01, ref
             else:
                 assert got.shape[:2] == tuple(side), (nid, ref, got.shape, side)
-        if run.prompt[source[0]]["class_type"] == "FaceAdapterPasteFaces":
-            crop = run.prompt[run.prompt[source[0]]["inputs"]["crops"][0]]
+        paste = run.prompt[source[0]]
+        # Region-swapped crops (FaceX) are edited by design: neither a round trip nor a generated face.
+        if paste["class_type"] == "FaceAdapterPasteFaces" and \
+                run.prompt[paste["inputs"]["crops"][0]]["class_type"] != "FaceAdapterFaceXRegionSwap":
+            crop = run.prompt[paste["inputs"]["crops"][0]]
             frames = run.source_frames(run.prompt[source[0]]["inputs"]["image"])
             for got, frame in zip(decoded, frames):
                 error = np.abs(got.astype(np.int16) - frame.astype(np.int16))
