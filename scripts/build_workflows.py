@@ -132,31 +132,43 @@ GROUPS = [("Faces", [-10, -10, 1330, 1240], "#3f789e"), ("Spatial condition", [1
           ("Face-Adapter", [2070, -10, 1480, 1240], "#8A8")]
 
 
-def reenact_native() -> dict:
-    """Reenactment node by node: Apply -> stock KSampler (upstream: euler, 25 steps, CFG 5) -> VAE Decode
-    -> Blend -> Paste Generated Faces into the source image."""
-    nodes, links = spatial_part("reenact")
-    more, more_links = encoders()
-    nodes += more + [
+def sample_blend_paste(result: str, prefix: str, model: tuple[int, int], vae: tuple[int, int],
+                       paste_image: int) -> tuple[list[Node], list[Link]]:
+    """Nodes 17-24 of the node-by-node generation templates: Apply (spatial 11, encoders 15/16, Face-Adapter
+    12) -> stock KSampler (upstream: euler, 25 steps, CFG 5) -> VAE Decode -> Blend -> Paste Generated Faces
+    into ``paste_image``, with the result, control image and generated crop shown."""
+    nodes: list[Node] = [
         (17, "FaceAdapterApply", (2440, 60), None, {}),
         (18, "KSampler", (2800, 60), None, {"seed": 0, "steps": 25, "cfg": 5.0, "sampler_name": "euler",
                                              "scheduler": "normal", "denoise": 1.0}),
         (19, "VAEDecode", (3160, 60), None, {}),
         (20, "FaceAdapterBlendFaces", (3160, 220), None, {}),
         (21, "FaceAdapterPasteGenerated", (3160, 420), None, {}),
-        (22, "SaveImage", (3520, 60), "Result: source animated", {"filename_prefix": "FaceAdapter/reenact"}),
+        (22, "SaveImage", (3520, 60), result, {"filename_prefix": prefix}),
         (23, "PreviewImage", (2080, 700), "Control image", {}),
         (24, "PreviewImage", (3520, 520), "Generated crop", {}),
     ]
-    links += more_links + [
+    links: list[Link] = [
         (11, 0, 17, "spatial"), (15, 0, 17, "identity"), (16, 0, 17, "attributes"), (12, 1, 17, "control_net"),
         (12, 0, 17, "face_adapter"),
-        (13, 0, 18, "model"), (17, 0, 18, "positive"), (17, 1, 18, "negative"), (17, 2, 18, "latent_image"),
-        (18, 0, 19, "samples"), (14, 0, 19, "vae"),
+        (*model, 18, "model"), (17, 0, 18, "positive"), (17, 1, 18, "negative"), (17, 2, 18, "latent_image"),
+        (18, 0, 19, "samples"), (*vae, 19, "vae"),
         (11, 0, 20, "spatial"), (19, 0, 20, "images"),
-        (11, 0, 21, "spatial"), (1, 0, 21, "image"), (20, 0, 21, "crops"), (20, 1, 21, "mask"),
+        (11, 0, 21, "spatial"), (paste_image, 0, 21, "image"), (20, 0, 21, "crops"), (20, 1, 21, "mask"),
         (21, 0, 22, "images"), (11, 1, 23, "images"), (20, 0, 24, "images"),
     ]
+    return nodes, links
+
+
+def reenact_native() -> dict:
+    """Reenactment node by node: Apply -> stock KSampler (upstream: euler, 25 steps, CFG 5) -> VAE Decode
+    -> Blend -> Paste Generated Faces into the source image."""
+    nodes, links = spatial_part("reenact")
+    more, more_links = encoders()
+    tail, tail_links = sample_blend_paste("Result: source animated", "FaceAdapter/reenact", model=(13, 0),
+                                          vae=(14, 0), paste_image=1)
+    nodes += more + tail
+    links += more_links + tail_links
     return build(nodes, links, GROUPS)
 
 
@@ -237,27 +249,15 @@ def native_checkpoint_lora() -> dict:
          {"lora_name": LORA_NAME, "strength_model": 1.0, "strength_clip": 1.0}),
         (15, "FaceAdapterEncodeIdentity", (2080, 60), None, {}),
         (16, "FaceAdapterEncodeAttributes", (2080, 360), None, {}),
-        (17, "FaceAdapterApply", (2440, 60), None, {}),
-        (18, "KSampler", (2800, 60), None, {"seed": 0, "steps": 25, "cfg": 5.0, "sampler_name": "euler",
-                                             "scheduler": "normal", "denoise": 1.0}),
-        (19, "VAEDecode", (3160, 60), None, {}),
-        (20, "FaceAdapterBlendFaces", (3160, 220), None, {}),
-        (21, "FaceAdapterPasteGenerated", (3160, 420), None, {}),
-        (22, "SaveImage", (3520, 60), "Result: swapped (checkpoint + LoRA)", {"filename_prefix": "FaceAdapter/native"}),
-        (23, "PreviewImage", (2080, 700), "Control image", {}),
-        (24, "PreviewImage", (3520, 520), "Generated crop", {}),
     ]
     links += [
         (11, 0, 15, "spatial"), (12, 0, 15, "face_adapter"), (11, 0, 16, "spatial"), (12, 0, 16, "face_adapter"),
         (13, 0, 14, "model"), (13, 1, 14, "clip"),
-        (11, 0, 17, "spatial"), (15, 0, 17, "identity"), (16, 0, 17, "attributes"), (12, 1, 17, "control_net"),
-        (12, 0, 17, "face_adapter"),
-        (14, 0, 18, "model"), (17, 0, 18, "positive"), (17, 1, 18, "negative"), (17, 2, 18, "latent_image"),
-        (18, 0, 19, "samples"), (13, 2, 19, "vae"),
-        (11, 0, 20, "spatial"), (19, 0, 20, "images"),
-        (11, 0, 21, "spatial"), (2, 0, 21, "image"), (20, 0, 21, "crops"), (20, 1, 21, "mask"),
-        (21, 0, 22, "images"), (11, 1, 23, "images"), (20, 0, 24, "images"),
     ]
+    tail, tail_links = sample_blend_paste("Result: swapped (checkpoint + LoRA)", "FaceAdapter/native",
+                                          model=(14, 0), vae=(13, 2), paste_image=2)
+    nodes += tail
+    links += tail_links
     return build(nodes, links, GROUPS)
 
 
