@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from .comfy_server import upload_samples
-from .test_generation_in_comfyui import CHECKPOINT, CONTROL, DETECT_OPTS, LOAD_FA, MESH_OPTS
+from .test_generation_in_comfyui import CHECKPOINT, CONTROL, LOAD_FA, face_inputs
 
 RECIPE = {"identity": "A", "expression": "B", "pose": "B", "gaze": "B", "appearance": "A", "hair": "background",
           "background": "A"}
@@ -21,14 +21,7 @@ def facex_graph(source: str, target: str, yaw: float = 12.0) -> dict:
     decompose = {"reconstructor": ["6", 0], "frame": 0, "face_index": 0, "crop_ratio": 0.81,
                  "regions": "mesh regions (licence-clean)", "face_adapter": ["21", 0]}
     return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": source}},
-        "2": {"class_type": "LoadImage", "inputs": {"image": target}},
-        "3": {"class_type": "FaceAdapterLoadFaceAnalysis", "inputs": MESH_OPTS},
-        "4": {"class_type": "FaceAdapterDetectFaces", "inputs": {"image": ["1", 0], "analysis": ["3", 0], **DETECT_OPTS}},
-        "5": {"class_type": "FaceAdapterDetectFaces", "inputs": {"image": ["2", 0], "analysis": ["3", 0], **DETECT_OPTS}},
-        "6": {"class_type": "FaceAdapterLoad3DReconstructor", "inputs": {
-            "method": "mediapipe_mesh (licence-clean)", "d3dfr_file": "third_party/d3dfr_res50_nofc.pth",
-            "bfm_file": "third_party/BFM_model_front.mat"}},
+        **face_inputs(source, target),
         "20": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
         "21": {"class_type": "FaceAdapterLoad", "inputs": dict(LOAD_FA)},
         "40": {"class_type": "FaceAdapterFaceXDecompose", "inputs": {"image": ["1", 0], "faces": ["4", 0], **decompose}},

@@ -27,8 +27,8 @@ LOAD_FA = {"id2token_file": "net_id2token.pth", "image2token_file": "net_image2t
 CONTROL = {"strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}
 
 
-def spatial_graph(source: str, target: str, task: str) -> dict:
-    """Nodes 1-9: the licence-clean spatial stage (mediapipe mesh projector, mesh/parsing-free area)."""
+def face_inputs(source: str, target: str) -> dict:
+    """Nodes 1-6: both photos, mediapipe analysis, faces detected on each, the licence-clean mesh projector."""
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": source}},
         "2": {"class_type": "LoadImage", "inputs": {"image": target}},
@@ -38,6 +38,13 @@ def spatial_graph(source: str, target: str, task: str) -> dict:
         "6": {"class_type": "FaceAdapterLoad3DReconstructor", "inputs": {
             "method": "mediapipe_mesh (licence-clean)", "d3dfr_file": "third_party/d3dfr_res50_nofc.pth",
             "bfm_file": "third_party/BFM_model_front.mat"}},
+    }
+
+
+def spatial_graph(source: str, target: str, task: str) -> dict:
+    """Nodes 1-9: the licence-clean spatial stage (mediapipe mesh projector, mesh/parsing-free area)."""
+    return {
+        **face_inputs(source, target),
         "7": {"class_type": "FaceAdapterProject3DLandmarks", "inputs": {
             "reconstructor": ["6", 0], "source_image": ["1", 0], "source_faces": ["4", 0],
             "target_image": ["2", 0], "target_faces": ["5", 0], "task": task, "on_missing": "pass_through",
