@@ -146,3 +146,33 @@ def test_tasks_api_path_runs_with_a_task_file_from_the_models_folder(monkeypatch
     face = faces[0]
     assert face.landmark_format == MEDIAPIPE_478 and face.landmarks.shape == (478, 3)
     np.testing.assert_allclose(face.bbox[:2], face.landmarks[:, :2].min(axis=0), atol=1e-3)
+
+
+def test_concurrent_detector_and_mesh_give_the_sequential_result(monkeypatch):
+    """The detector runs on the analyzer's worker thread while the mesh runs on the caller's; the records must
+    be exactly those of the same two graphs called one after the other (and faceless frames still give none)."""
+    from faceadapter_suite.face import backend_mediapipe
+
+    frames = [photo(n) for n in ("astronaut", "grace_hopper", "tom_hanks", "t1")] + [np.zeros((64, 64, 3), np.uint8)]
+    concurrent_analyzer = analysis.load_analyzer("mediapipe")
+    concurrent = [concurrent_analyzer.detect(f) for f in frames]
+    assert concurrent_analyzer._worker is not None, "the detector ran on the worker thread"
+
+    class Done:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    monkeypatch.setattr(backend_mediapipe.MediaPipeAnalyzer, "_in_worker", lambda self, fn, *a: Done(fn(*a)))
+    sequential_analyzer = analysis.load_analyzer("mediapipe")
+    sequential = [sequential_analyzer.detect(f) for f in frames]
+    assert [len(r.faces) for r in concurrent] == [len(r.faces) for r in sequential] and len(concurrent[-1].faces) == 0
+    for a, b in zip(concurrent, sequential):
+        for fa, fb in zip(a.faces, b.faces):
+            for field in ("bbox", "kps5", "landmarks"):
+                np.testing.assert_array_equal(getattr(fa, field), getattr(fb, field))
+            assert fa.score == fb.score
+    concurrent_analyzer.close()
+    assert concurrent_analyzer._worker is None
