@@ -33,16 +33,17 @@ def frame_float(image: torch.Tensor, index: int, writable: bool = True) -> np.nd
 
 
 def frame_to_uint8(image: torch.Tensor, index: int) -> np.ndarray:
-    """One IMAGE frame as uint8 HxWx3 RGB, converted in numpy.
+    """One IMAGE frame as uint8 HxWx3 RGB: ``rint(clip(x, 0, 1) * 255)``, in one OpenCV pass.
 
-    No torch ops per frame on purpose: they wake torch's OpenMP pool, whose spinning
-    threads then slow mediapipe's own (measured +2-3 ms/frame on 2 cores). One float32 buffer
-    worked in place: the same values as ``rint(clip(x, 0, 1) * 255)`` in half the time."""
+    No torch ops per frame on purpose: they wake torch's OpenMP pool, whose spinning threads then slow
+    mediapipe's own (measured +2-3 ms/frame on 2 cores). ``cv2.multiply`` into uint8 rounds half to even
+    and saturates, so it gives the formula's value for every float32 below 2**31 / 255 (checked on all
+    2**31 float32 values in (-2, 2) by scripts/check_uint8_conversion.py; larger ones saturate alike);
+    +inf and values above 8.4e6 come out 0 there. 2.4 -> 1.3 ms on a 1280x886 frame."""
+    import cv2
+
     frame = frame_float(image, index, writable=False)
-    scaled = np.multiply(frame, np.float32(255.0), dtype=np.float32)
-    np.clip(scaled, 0.0, 255.0, out=scaled)
-    np.rint(scaled, out=scaled)
-    return scaled.astype(np.uint8)
+    return cv2.multiply(np.ascontiguousarray(frame), 255.0, dtype=cv2.CV_8U)
 
 
 def image_to_uint8(image: torch.Tensor) -> np.ndarray:

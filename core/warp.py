@@ -90,13 +90,15 @@ def _round_to_int32(values: np.ndarray) -> np.ndarray:
     return r.astype(np.int32)
 
 
-def _source_coords(m: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed-point source coordinates X, Y (1/32 pixel units, int32) of every destination pixel, (H, W).
+def _source_coords(m: np.ndarray, width: int, height: int, left: int = 0, top: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point source coordinates X, Y (1/32 pixel units, int32) of the destination pixels
+    [top, top + height) x [left, left + width), (height, width).
 
-    The top-left tap is ``X >> 5`` and the table fraction ``X & 31``; int32 sums wrap as in C.
+    The top-left tap is ``X >> 5`` and the table fraction ``X & 31``; int32 sums wrap as in C. Every value
+    depends on the pixel's absolute (x, y) only, so a window's coordinates are the full grid's, cut.
     """
-    xs = np.arange(width, dtype=np.float64)
-    ys = np.arange(height, dtype=np.float64)
+    xs = np.arange(left, left + width, dtype=np.float64)
+    ys = np.arange(top, top + height, dtype=np.float64)
     adelta = _round_to_int32(m[0, 0] * xs * AB_SCALE)
     bdelta = _round_to_int32(m[1, 0] * xs * AB_SCALE)
     x0 = _round_to_int32((m[0, 1] * ys + m[0, 2]) * AB_SCALE) + np.int32(ROUND_DELTA)
@@ -107,6 +109,36 @@ def _source_coords(m: np.ndarray, width: int, height: int) -> tuple[np.ndarray, 
     x >>= AB_BITS - INTER_BITS
     y >>= AB_BITS - INTER_BITS
     return x, y
+
+
+_SAFE_COORD = 2.0**20  # |source coordinate| below this: fixed point (x 1024) stays far from int32 wrap-around
+_REACH = 3.0  # source pixels beyond the image edge a tap pair can reach from, with the fixed point's rounding
+
+
+def _destination_window(m: np.ndarray, width: int, height: int, src_w: int, src_h: int
+                        ) -> tuple[int, int, int, int] | None:
+    """x0, y0, x1, y1 of the destination pixels whose taps may read the source; every pixel outside it
+    has all four taps outside, so it is the border value. None: no bound worth using (the window is the
+    whole output, the matrix is singular, or coordinates are large enough for int32 wrap-around, whose
+    pixels OpenCV 4.x samples wherever the wrapped taps land).
+
+    A face crop of a small or off-frame face (a 112 px photo cropped to 512) is mostly border: only the
+    window is sampled."""
+    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]], np.float64)
+    reached = corners @ m.T
+    det = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
+    if det == 0 or not np.all(np.abs(reached) < _SAFE_COORD):
+        return None
+    # The source rectangle grown by _REACH, mapped to the destination: outside its bounding box a pixel's
+    # source point lies more than _REACH pixels off the image (the map is affine, so this is exact).
+    lo_x, lo_y, hi_x, hi_y = -_REACH, -_REACH, src_w - 1 + _REACH, src_h - 1 + _REACH
+    source = np.array([[lo_x, lo_y, 1], [hi_x, lo_y, 1], [lo_x, hi_y, 1], [hi_x, hi_y, 1]], np.float64)
+    dest = source @ invert_affine(m).T
+    x0, y0 = (max(0, int(np.floor(v)) - 1) for v in dest.min(axis=0))
+    x1, y1 = min(width, int(np.ceil(dest[:, 0].max())) + 2), min(height, int(np.ceil(dest[:, 1].max())) + 2)
+    if (x0, y0, x1, y1) == (0, 0, width, height):
+        return None
+    return (x0, y0, max(x0, x1), max(y0, y1))
 
 
 def _tap_window(tap: np.ndarray, n: int) -> tuple[int, int]:
@@ -166,12 +198,21 @@ def warp_affine(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], inve
     c = img.shape[2]
     border = _border_array(border_value, c, img.dtype)
 
-    x, y = _source_coords(m, width, height)
     fits = c <= 4 and max(*img.shape[:2], width, height) < 2**15 - 1  # cv2.remap's limits
-    if fast and fits and remap_is_exact(img.dtype.str):
-        result = _remap(src, x, y, border, out)
+    use_remap = fast and fits and remap_is_exact(img.dtype.str)
+    window = _destination_window(m, width, height, img.shape[1], img.shape[0])
+    if window is None:
+        x, y = _source_coords(m, width, height)
+        result = _remap(src, x, y, border, out) if use_remap else _sample_numpy(img, x, y, border, width, height, squeeze)
     else:
-        result = _sample_numpy(img, x, y, border, width, height, squeeze)
+        x0, y0, x1, y1 = window
+        shape = (height, width) + src.shape[2:]
+        result = out if out is not None and out.shape == shape and out.dtype == src.dtype else np.empty(shape, src.dtype)
+        result[...] = border[0] if squeeze else border
+        if x1 > x0 and y1 > y0:
+            x, y = _source_coords(m, x1 - x0, y1 - y0, x0, y0)
+            result[y0:y1, x0:x1] = (_remap(src, x, y, border) if use_remap
+                                    else _sample_numpy(img, x, y, border, x1 - x0, y1 - y0, squeeze))
     if out is not None and result is not out:
         out[...] = result
         return out

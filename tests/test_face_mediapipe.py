@@ -176,3 +176,24 @@ def test_concurrent_detector_and_mesh_give_the_sequential_result(monkeypatch):
             assert fa.score == fb.score
     concurrent_analyzer.close()
     assert concurrent_analyzer._worker is None
+
+
+def test_frame_to_uint8_is_the_rounding_formula_on_ties_edges_and_random_values():
+    """One OpenCV pass must give rint(clip(x * 255, 0, 255)) exactly: half-way values (k + 0.5) / 255 and
+    their float neighbours round half to even, out-of-range values saturate (the full sweep of (-2, 2) is
+    scripts/check_uint8_conversion.py)."""
+    from faceadapter_suite.core.images import frame_to_uint8
+
+    ties = ((np.arange(256) + 0.5) / 255).astype(np.float32)
+    values = np.concatenate([ties, np.nextafter(ties, np.float32(2)), np.nextafter(ties, np.float32(-2)),
+                             np.float32([-1.0, -1e-8, 0.0, 1.0, 1.0 + 1e-7, 1.5, 1e6]),
+                             np.random.default_rng(0).random(30000, dtype=np.float32)])
+    values = values[: len(values) // 3 * 3].reshape(1, -1, 3)
+
+    def formula(x: np.ndarray) -> np.ndarray:
+        return np.rint(np.clip(x * np.float32(255.0), 0, 255)).astype(np.uint8)
+
+    np.testing.assert_array_equal(frame_to_uint8(torch.from_numpy(values.copy())[None], 0), formula(values))
+    doubled = np.concatenate([values, values], axis=1)
+    strided = torch.from_numpy(doubled.copy())[None, :, ::2]  # a view that is not contiguous
+    np.testing.assert_array_equal(frame_to_uint8(strided, 0), formula(doubled[:, ::2]))

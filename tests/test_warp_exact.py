@@ -148,3 +148,33 @@ def test_out_receives_the_same_values(shape, fast):
         out = np.full_like(expected, 7)
         assert warp_affine(src, m, (40, 30), fast=fast, out=out) is out
         assert np.array_equal(out, expected), (shape, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("fast", [True, False])
+def test_sampling_only_the_window_that_reaches_the_source_changes_no_value(dtype, fast):
+    """Outputs that are mostly border (a small photo cropped large, a face at or past the frame edge, warps
+    entirely off the source) are sampled in the window whose taps can reach the source; every value must
+    equal the whole-grid computation's."""
+    from faceadapter_suite.core import warp
+
+    rng = np.random.default_rng(7)
+    windowed = 0
+    for case in range(60):
+        channels = (1, 3, 4)[case % 3]
+        src = rng.integers(0, 256, (int(rng.integers(20, 120)), int(rng.integers(20, 120)), channels)).astype(np.uint8)
+        if dtype == np.float32:
+            src = src.astype(np.float32) / 255
+        angle, scale = rng.uniform(-np.pi, np.pi), rng.uniform(0.3, 6.0)
+        shift = rng.uniform(-400, 400, 2)
+        m = np.array([[scale * np.cos(angle), -scale * np.sin(angle), shift[0]],
+                      [scale * np.sin(angle), scale * np.cos(angle), shift[1]]])
+        size = (int(rng.integers(40, 300)), int(rng.integers(40, 300)))
+        border = float(rng.uniform(0, 1)) if dtype == np.float32 else int(rng.integers(0, 256))
+        inverse = warp.invert_affine(m)
+        windowed += warp._destination_window(inverse, *size, src.shape[1], src.shape[0]) is not None
+        x, y = warp._source_coords(inverse, *size)
+        reference = warp._sample_numpy(src, x, y, warp._border_array(border, channels, src.dtype), *size, False)
+        got = warp.warp_affine(src, m, size, border_value=border, fast=fast)
+        np.testing.assert_array_equal(got, reference, err_msg=f"case {case}")
+    assert windowed > 40, "most cases must exercise the window"
