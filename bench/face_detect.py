@@ -3,7 +3,10 @@ for short vs long videos (the frame loop must keep working memory flat).
 
 - time ratio: our mediapipe backend (full-range BlazeFace, mediapipe's own mesh pipeline on the
   whole frame, and a sub-image mesh pass for each face that pass misses) + select + 512 crop, per
-  frame, divided by the same two mediapipe calls made directly on the frame (goal <= 1.5); also
+  frame, divided by the same two mediapipe calls made directly on the frame (goal <= 1.5). Ours runs
+  the detector and the full-frame mesh at the same time (two single-threaded graphs), the bare calls one
+  after the other, as a script calling mediapipe would; the same-calls ratio below is what a frame with
+  faces the full-frame pass misses costs on top (t1: three sub-image mesh passes the bare call never makes); also
   against the mesh call alone. The video has one face, found by the full-frame pass, so ours does
   the bare work plus select and crop; the sample photos include t1, whose three faces the bare
   mesh call misses and we mesh with one sub-image pass each (hence the third set, without t1).

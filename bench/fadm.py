@@ -3,9 +3,14 @@ frames, seed and steps, one run), Coarse Animate frames/s (face-vid2vid), and, w
 Refine on a short and a long video in fresh processes (streamed chunks: memory should not grow with length).
 
 Issue goal: batch 8 >= 1.5x batch 1 frames/s on a CPU (>= 4x on a GPU); RSS growth 16 -> 256 frames <= 10 %.
-Measured on 2 CPU cores (2026-12-04): batch 8 at 0.7x batch 1 (no per-frame gain on a CPU, page faults on big
-tensors); RSS 1828 -> 2164 MB for 16 -> 256 frames (+18 %), where the extra frames in and out take 377 MB:
-the working memory does not grow with the video, its frames do (ComfyUI holds a video as one IMAGE tensor).
+Measured on 2 CPU cores (2026-12-04): batch 8 at 0.5-0.7x batch 1. The CPU time says why: the process's user
+time per frame is the same at batch 1 and 8 (2.68 vs 2.65 s for one denoiser call), and batch 1 already keeps
+both cores busy (user + system ÷ wall ~ 2.0), so batching has no idle core to fill; at batch 8 every
+activation is a fresh > 32 MB allocation that glibc maps and the kernel zeroes page by page (system time
+0.44 -> 2.25 s per frame; transparent huge pages cut the faults 24x but not the zeroing). The JSON reports
+user and system seconds per frame and the busy cores for each batch, so the ceiling is measured, not argued.
+RSS 1828 -> 2164 MB for 16 -> 256 frames (+18 %), where the extra frames in and out take 377 MB: the working
+memory does not grow with the video, its frames do (ComfyUI holds a video as one IMAGE tensor).
 Refine's time per frame does not depend on the step count's split, so a few steps stand for upstream's 100.
 
     python bench/fadm.py [--frames 8] [--steps 1] [--batches 1 8] [--models DIR] [--rss 16 64]
@@ -49,6 +54,14 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def timed_cpu(fn) -> tuple[float, float, float]:
+    """(wall, user, system) seconds of ``fn``; user and system are the whole process's (all threads)."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    wall = timed(fn)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+
+
 def mem_available_mb() -> int:
     """MemAvailable from /proc/meminfo (Linux), -1 elsewhere."""
     try:
@@ -84,10 +97,20 @@ def main() -> None:
     t_coarse = timed(lambda: coarse_animate(generator, source, driving, relative=False, frames_per_batch=args.frames))
     coarse = coarse_animate(generator, source, driving, relative=False)
     refine(renderer, deca, coarse[:1], RefineSettings(0, 1, True, 1), source=source)  # warm-up + load
-    per_frame = {}
+    per_frame, cpu = {}, {}
+    cuda = torch.cuda.is_available() and next(renderer.model().parameters()).is_cuda
     for batch in args.batches:
         settings = RefineSettings(0, args.steps, True, batch)
-        per_frame[batch] = timed(lambda: refine(renderer, deca, coarse, settings, source=source)) / args.frames
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        wall, user, system = timed_cpu(lambda: refine(renderer, deca, coarse, settings, source=source))
+        per_frame[batch] = wall / args.frames
+        cpu[batch] = {"user_s_per_frame": round(user / args.frames, 3),
+                      "system_s_per_frame": round(system / args.frames, 3),
+                      "busy_cores": round((user + system) / wall, 2)}
+        if cuda:
+            cpu[batch]["peak_vram_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     base = per_frame[args.batches[0]]
     results = {
         "frames": args.frames, "steps": args.steps, "size": 256,
@@ -97,6 +120,7 @@ def main() -> None:
         **{f"refine_frames_per_s_batch_{b}": round(1 / t, 4) for b, t in per_frame.items()},
         **{f"refine_speedup_batch_{b}_vs_{args.batches[0]}": round(base / t, 3) for b, t in per_frame.items()
            if b != args.batches[0]},
+        **{f"refine_usage_batch_{b}": v for b, v in cpu.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "note": "full-size random weights (tools/random_models.py); refine frames/s at upstream's 100 steps "
                 "~= these x steps / 100 (E_flame and the condition network run once per frame, not per step)",

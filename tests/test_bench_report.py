@@ -24,6 +24,9 @@ def test_fadm_and_standalone_rows_read_their_benches():
     benches = {
         "fadm": {"steps": 1, "coarse_animate_frames_per_s": 0.55, "refine_frames_per_s_batch_1": 0.64,
                  "refine_frames_per_s_batch_8": 0.45, "refine_speedup_batch_8_vs_1": 0.703,
+                 "refine_usage_batch_1": {"user_s_per_frame": 2.68, "system_s_per_frame": 0.44, "busy_cores": 1.99},
+                 "refine_usage_batch_8": {"user_s_per_frame": 2.65, "system_s_per_frame": 2.25, "busy_cores": 1.83},
+                 "peak_rss_mb_16_frames": 1828.0, "peak_rss_mb_256_frames": 2164.0,
                  "rss_growth": 0.1838, "rss_growth_of_frames_in_and_out_mb": 376.9},
         "generation": {"dtype": "torch.float32", "one_source": {"frames": 16, "identity_encodes": 1},
                        "frames_1": {"ratio_standalone_per_step_over_bare": 1.001, "standalone_s_per_step": 38.8}},
@@ -32,6 +35,9 @@ def test_fadm_and_standalone_rows_read_their_benches():
     assert _row(rows, "FADM", "Refine batch-8")[2] == "0.70×"
     assert _row(rows, "FADM", "peak RSS growth")[2] == "+18.4 %"
     assert "376.9 MB" in _row(rows, "FADM", "peak RSS growth")[3]
+    assert "without them -2.2 %" in _row(rows, "FADM", "peak RSS growth")[3]  # (2164 - 376.9) / 1828 - 1
+    assert "2.68 s user at batch 1, 2.65 s at batch 8" in _row(rows, "FADM", "Refine batch-8")[3]
+    assert "1.99 cores busy" in _row(rows, "FADM", "Refine batch-8")[3]
     assert _row(rows, "Face-Adapter standalone", "diffusers path")[2] == "1.001×"
     assert _row(rows, "Face-Adapter standalone", "identity encodes")[2] == "1"
 
