@@ -27,8 +27,13 @@ LOAD_FA = {"id2token_file": "net_id2token.pth", "image2token_file": "net_image2t
 CONTROL = {"strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}
 
 
-def face_inputs(source: str, target: str) -> dict:
-    """Nodes 1-6: both photos, mediapipe analysis, faces detected on each, the licence-clean mesh projector."""
+MESH_PROJECTOR = "mediapipe_mesh (licence-clean)"
+D3DFR_PROJECTOR = "d3dfr_bfm (upstream, non-commercial)"
+
+
+def face_inputs(source: str, target: str, method: str = MESH_PROJECTOR) -> dict:
+    """Nodes 1-6: both photos, mediapipe analysis, faces detected on each, the 3D reconstructor (``method``:
+    the licence-clean mesh projector, or upstream's D3DFR + BFM)."""
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": source}},
         "2": {"class_type": "LoadImage", "inputs": {"image": target}},
@@ -36,8 +41,22 @@ def face_inputs(source: str, target: str) -> dict:
         "4": {"class_type": "FaceAdapterDetectFaces", "inputs": {"image": ["1", 0], "analysis": ["3", 0], **DETECT_OPTS}},
         "5": {"class_type": "FaceAdapterDetectFaces", "inputs": {"image": ["2", 0], "analysis": ["3", 0], **DETECT_OPTS}},
         "6": {"class_type": "FaceAdapterLoad3DReconstructor", "inputs": {
-            "method": "mediapipe_mesh (licence-clean)", "d3dfr_file": "third_party/d3dfr_res50_nofc.pth",
+            "method": method, "d3dfr_file": "third_party/d3dfr_res50_nofc.pth",
             "bfm_file": "third_party/BFM_model_front.mat"}},
+    }
+
+
+def spatial_nodes(task: str, area_method: str = "auto") -> dict:
+    """Nodes 7-9 on face_inputs: project landmarks for ``task``, predict the adapting area, compose the control."""
+    return {
+        "7": {"class_type": "FaceAdapterProject3DLandmarks", "inputs": {
+            "reconstructor": ["6", 0], "source_image": ["1", 0], "source_faces": ["4", 0],
+            "target_image": ["2", 0], "target_faces": ["5", 0], "task": task, "on_missing": "pass_through",
+            "crop_ratio": 0.81}},
+        "8": {"class_type": "FaceAdapterPredictAdaptingArea", "inputs": {
+            "landmarks": ["7", 0], "method": area_method, "area_model": "net_seg_res18.pth",
+            "parsing_model": "third_party/79999_iter.pth"}},
+        "9": {"class_type": "FaceAdapterComposeSpatialControl", "inputs": {"landmarks": ["7", 0], "area": ["8", 0]}},
     }
 
 
@@ -45,14 +64,7 @@ def spatial_graph(source: str, target: str, task: str) -> dict:
     """Nodes 1-9: the licence-clean spatial stage (mediapipe mesh projector, mesh/parsing-free area)."""
     return {
         **face_inputs(source, target),
-        "7": {"class_type": "FaceAdapterProject3DLandmarks", "inputs": {
-            "reconstructor": ["6", 0], "source_image": ["1", 0], "source_faces": ["4", 0],
-            "target_image": ["2", 0], "target_faces": ["5", 0], "task": task, "on_missing": "pass_through",
-            "crop_ratio": 0.81}},
-        "8": {"class_type": "FaceAdapterPredictAdaptingArea", "inputs": {
-            "landmarks": ["7", 0], "method": "auto", "area_model": "net_seg_res18.pth",
-            "parsing_model": "third_party/79999_iter.pth"}},
-        "9": {"class_type": "FaceAdapterComposeSpatialControl", "inputs": {"landmarks": ["7", 0], "area": ["8", 0]}},
+        **spatial_nodes(task),
         "20": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
         "21": {"class_type": "FaceAdapterLoad", "inputs": dict(LOAD_FA)},
         "22": {"class_type": "FaceAdapterEncodeIdentity", "inputs": {"spatial": ["9", 0], "face_adapter": ["21", 0],

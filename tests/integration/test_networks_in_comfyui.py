@@ -10,31 +10,13 @@ import numpy as np
 import pytest
 
 from .comfy_server import upload_samples
-
-MESH_OPTS = {"backend": "mediapipe", "min_score": 0.5, "max_faces": 10, "landmarks": "auto", "recognition": False,
-             "insightface_model": "antelopev2", "det_size": 640, "mediapipe_detector": "full_range",
-             "device": "auto"}
-DETECT_OPTS = {"tracking": False, "smoothing": "off", "min_cutoff": 1.0, "beta": 0.5, "preview": False}
+from .test_generation_in_comfyui import D3DFR_PROJECTOR, face_inputs, spatial_nodes
 
 
 def graph(source: str, target: str, task: str, area_method: str) -> dict:
     return {
-        "1": {"class_type": "LoadImage", "inputs": {"image": source}},
-        "2": {"class_type": "LoadImage", "inputs": {"image": target}},
-        "3": {"class_type": "FaceAdapterLoadFaceAnalysis", "inputs": MESH_OPTS},
-        "4": {"class_type": "FaceAdapterDetectFaces", "inputs": {"image": ["1", 0], "analysis": ["3", 0], **DETECT_OPTS}},
-        "5": {"class_type": "FaceAdapterDetectFaces", "inputs": {"image": ["2", 0], "analysis": ["3", 0], **DETECT_OPTS}},
-        "6": {"class_type": "FaceAdapterLoad3DReconstructor", "inputs": {
-            "method": "d3dfr_bfm (upstream, non-commercial)", "d3dfr_file": "third_party/d3dfr_res50_nofc.pth",
-            "bfm_file": "third_party/BFM_model_front.mat"}},
-        "7": {"class_type": "FaceAdapterProject3DLandmarks", "inputs": {
-            "reconstructor": ["6", 0], "source_image": ["1", 0], "source_faces": ["4", 0],
-            "target_image": ["2", 0], "target_faces": ["5", 0], "task": task, "on_missing": "pass_through",
-            "crop_ratio": 0.81}},
-        "8": {"class_type": "FaceAdapterPredictAdaptingArea", "inputs": {
-            "landmarks": ["7", 0], "method": area_method, "area_model": "net_seg_res18.pth",
-            "parsing_model": "third_party/79999_iter.pth"}},
-        "9": {"class_type": "FaceAdapterComposeSpatialControl", "inputs": {"landmarks": ["7", 0], "area": ["8", 0]}},
+        **face_inputs(source, target, D3DFR_PROJECTOR),
+        **spatial_nodes(task, area_method),
         "10": {"class_type": "SaveImage", "inputs": {"images": ["9", 1], "filename_prefix": "fa_networks"}},
         "11": {"class_type": "FaceAdapterModelCache", "inputs": {"action": "report", "after": ["9", 1]}},
     }
