@@ -91,10 +91,8 @@ def _topological(nodes: list[Node], links: list[Link]) -> dict[int, int]:
     return order
 
 
-def spatial_part(task: str) -> tuple[list[Node], list[Link]]:
-    """Faces and the spatial condition: the part every Face-Adapter template shares."""
-    source_title = "Source: identity" if task == "swap" else "Source: the face to animate"
-    target_title = "Target: the face to replace" if task == "swap" else "Target: pose and expression"
+def two_faces(source_title: str, target_title: str) -> tuple[list[Node], list[Link]]:
+    """Nodes 1-8: two photos, mediapipe analysis, a face detected and selected in each, the mesh reconstructor."""
     nodes: list[Node] = [
         (1, "LoadImage", (0, 60), source_title, {"image": "faceadapter_grace_hopper.png"}),
         (2, "LoadImage", (0, 520), target_title, {"image": "faceadapter_astronaut.png"}),
@@ -104,14 +102,25 @@ def spatial_part(task: str) -> tuple[list[Node], list[Link]]:
         (6, "FaceAdapterSelectFace", (1000, 60), None, {}),
         (7, "FaceAdapterSelectFace", (1000, 520), None, {}),
         (8, "FaceAdapterLoad3DReconstructor", (1000, 900), None, {"method": MESH}),
+    ]
+    links: list[Link] = [(1, 0, 4, "image"), (3, 0, 4, "analysis"), (2, 0, 5, "image"), (3, 0, 5, "analysis"),
+                         (4, 0, 6, "faces"), (5, 0, 7, "faces")]
+    return nodes, links
+
+
+def spatial_part(task: str) -> tuple[list[Node], list[Link]]:
+    """Faces and the spatial condition: the part every Face-Adapter template shares."""
+    source_title = "Source: identity" if task == "swap" else "Source: the face to animate"
+    target_title = "Target: the face to replace" if task == "swap" else "Target: pose and expression"
+    nodes, links = two_faces(source_title, target_title)
+    nodes += [
         (9, "FaceAdapterProject3DLandmarks", (1360, 60), None, {"task": task}),
         (10, "FaceAdapterPredictAdaptingArea", (1360, 520), None, {}),
         (11, "FaceAdapterComposeSpatialControl", (1720, 60), None, {}),
     ]
-    links: list[Link] = [(1, 0, 4, "image"), (3, 0, 4, "analysis"), (2, 0, 5, "image"), (3, 0, 5, "analysis"),
-                         (4, 0, 6, "faces"), (5, 0, 7, "faces"), (8, 0, 9, "reconstructor"), (1, 0, 9, "source_image"),
-                         (6, 0, 9, "source_faces"), (2, 0, 9, "target_image"), (7, 0, 9, "target_faces"),
-                         (9, 0, 10, "landmarks"), (9, 0, 11, "landmarks"), (10, 0, 11, "area")]
+    links += [(8, 0, 9, "reconstructor"), (1, 0, 9, "source_image"), (6, 0, 9, "source_faces"),
+              (2, 0, 9, "target_image"), (7, 0, 9, "target_faces"), (9, 0, 10, "landmarks"),
+              (9, 0, 11, "landmarks"), (10, 0, 11, "area")]
     return nodes, links
 
 
@@ -340,15 +349,8 @@ def fadm_video() -> dict:
 def facex_edit() -> dict:
     """FaceX: A keeps its identity, appearance and photo; expression, pose and gaze come from B, each with a
     slider on top (expression intensity, pose offset, gaze direction); Render pastes the result into A."""
-    nodes: list[Node] = [
-        (1, "LoadImage", (0, 60), "A: the face to edit", {"image": "faceadapter_grace_hopper.png"}),
-        (2, "LoadImage", (0, 520), "B: expression, pose and gaze", {"image": "faceadapter_astronaut.png"}),
-        (3, "FaceAdapterLoadFaceAnalysis", (300, 360), None, {"backend": "mediapipe", "recognition": False}),
-        (4, "FaceAdapterDetectFaces", (660, 60), None, {"preview": False}),
-        (5, "FaceAdapterDetectFaces", (660, 520), None, {"preview": False}),
-        (6, "FaceAdapterSelectFace", (1000, 60), None, {}),
-        (7, "FaceAdapterSelectFace", (1000, 520), None, {}),
-        (8, "FaceAdapterLoad3DReconstructor", (1000, 900), None, {"method": MESH}),
+    nodes, links = two_faces("A: the face to edit", "B: expression, pose and gaze")
+    nodes += [
         (12, "FaceAdapterLoad", (1000, 1100), None, {}),
         (13, "FaceAdapterLoadUNet", (2440, 900), None, {}),
         (14, "VAELoader", (2440, 1040), None, {"vae_name": VAE_NAME}),
@@ -372,9 +374,7 @@ def facex_edit() -> dict:
         (43, "FaceAdapterPasteFaces", (2440, 1200), None, {"feather": 0}),
         (44, "SaveImage", (2800, 1100), "Result: A with B's lips", {"filename_prefix": "FaceAdapter/facex_lips"}),
     ]
-    links: list[Link] = [
-        (1, 0, 4, "image"), (3, 0, 4, "analysis"), (2, 0, 5, "image"), (3, 0, 5, "analysis"),
-        (4, 0, 6, "faces"), (5, 0, 7, "faces"),
+    links += [
         (1, 0, 30, "image"), (6, 0, 30, "faces"), (8, 0, 30, "reconstructor"), (12, 0, 30, "face_adapter"),
         (2, 0, 31, "image"), (7, 0, 31, "faces"), (8, 0, 31, "reconstructor"), (12, 0, 31, "face_adapter"),
         (31, 0, 32, "face"), (32, 0, 33, "face"), (33, 0, 34, "face"),
