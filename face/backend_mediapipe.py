@@ -19,7 +19,8 @@ translated only (no resampling). tests/test_mesh_accuracy.py measures both.
 
 The detector and the full-frame mesh pass are two independent mediapipe graphs, each running its model on
 one thread, so they run at the same time: the detector on a worker thread of the analyzer's own, the mesh
-on the caller's. A frame then costs about the slower of the two instead of their sum (7.0 -> 3.7 ms per
+on the caller's (and the sub-image passes of a group photo two at a time, the worker with a mesh graph of
+its own). A frame then costs about the slower of the two instead of their sum (7.0 -> 3.7 ms per
 512² frame on 2 cores, bench/face_detect.py). Each graph still sees one frame at a time, always from the
 same thread, and the results are the ones the two calls give one after the other.
 
@@ -107,14 +108,24 @@ class MediaPipeAnalyzer:
                 model_selection=1 if detector == "full_range" else 0, min_detection_confidence=self.min_score)
             # mediapipe's own defaults (detection confidence 0.5): a lower one lets weaker boxes into
             # BlazeFace's weighted NMS and moves the ROI, so the mesh would no longer be mediapipe's.
-            self._mesher = solutions.face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=self.max_faces if self.max_faces > 0 else 64,
-                refine_landmarks=True)
+            self._solutions = solutions
+            self._mesher = self._new_mesher()
+            self._worker_mesher = None  # a second mesh graph for the worker thread, made when first needed
             self._tasks = None
             self.provider = f"mediapipe {getattr(mp, '__version__', '?')} legacy solutions (CPU, {detector} BlazeFace)"
         else:
             self._tasks = self._open_tasks(mp, task_file)
             self.provider = f"mediapipe {getattr(mp, '__version__', '?')} Tasks FaceLandmarker (CPU)"
+
+    def _new_mesher(self):
+        return self._solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=self.max_faces if self.max_faces > 0 else 64, refine_landmarks=True)
+
+    def _mesher_for_worker(self):
+        """The worker thread's own mesh graph (a graph runs one image at a time)."""
+        if self._worker_mesher is None:
+            self._worker_mesher = self._new_mesher()
+        return self._worker_mesher
 
     def describe(self) -> str:
         mesh = "478-point mesh with iris" if (self.mesh or self._tasks is not None) else "no mesh"
@@ -175,11 +186,12 @@ class MediaPipeAnalyzer:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="FaceAdapter-mediapipe")
         return self._worker.submit(fn, *args)
 
-    def _meshes(self, rgb: np.ndarray, w: int = 0, h: int = 0) -> list[np.ndarray]:
+    def _meshes(self, rgb: np.ndarray, w: int = 0, h: int = 0, mesher=None) -> list[np.ndarray]:
         """mediapipe's full pipeline on one image: (478, 3) meshes in the pixels of a ``w`` x ``h``
-        frame it was scaled from (default: its own), z in x's units."""
+        frame it was scaled from (default: its own), z in x's units. ``mesher``: the graph (default: the
+        caller thread's)."""
         h, w = (h or rgb.shape[0]), (w or rgb.shape[1])
-        found = self._mesher.process(rgb).multi_face_landmarks or []
+        found = (mesher or self._mesher).process(rgb).multi_face_landmarks or []
         return [np.array([[p.x * w, p.y * h, p.z * w] for p in mesh.landmark], np.float64) for mesh in found]
 
     def _add_meshes(self, rgb: np.ndarray, meshes: list[np.ndarray], faces: list[Face]) -> list[Face]:
@@ -190,17 +202,30 @@ class MediaPipeAnalyzer:
         sample photos upscaled to 1-4.8k px it stays within 0.2-0.9 % of the eye distance of the
         full-resolution pass at a tenth of the cost (mediapipe resamples the whole frame)."""
         owner = match_meshes(meshes, [f.bbox for f in faces])
+        missed = [i for i in range(len(faces)) if i not in owner]
+        found = dict(zip(missed, self._sub_image_meshes(rgb, [faces[i] for i in missed])))
         out = []
         for i, face in enumerate(faces):
-            mesh = meshes[owner[i]] if i in owner else self._sub_image_mesh(rgb, face)
+            mesh = meshes[owner[i]] if i in owner else found[i]
             out.append(face if mesh is None else face_from_mesh(mesh, face.score))
         return out
 
-    def _sub_image_mesh(self, rgb: np.ndarray, face: Face) -> np.ndarray | None:
+    def _sub_image_meshes(self, rgb: np.ndarray, faces: list[Face]) -> list[np.ndarray | None]:
+        """The sub-image pass of each face, two at a time: every other face on the worker thread with its
+        own mesh graph (a group photo's faces the full-frame pass missed are independent images)."""
+        if len(faces) < 2:
+            return [self._sub_image_mesh(rgb, face) for face in faces]
+        mesher = self._mesher_for_worker()
+        pending = self._in_worker(lambda: [self._sub_image_mesh(rgb, face, mesher) for face in faces[1::2]])
+        mine = [self._sub_image_mesh(rgb, face) for face in faces[0::2]]
+        theirs = pending.result()
+        return [(mine if k % 2 == 0 else theirs)[k // 2] for k in range(len(faces))]
+
+    def _sub_image_mesh(self, rgb: np.ndarray, face: Face, mesher=None) -> np.ndarray | None:
         """mediapipe's pipeline on a ``MESH_CONTEXT``x box around one detection, cut (not resampled)
         from the full-resolution frame; None when it finds no mesh on that face."""
         x0, y0, x1, y1 = context_window(face.bbox, MESH_CONTEXT, rgb.shape[:2])
-        meshes = [m + (x0, y0, 0.0) for m in self._meshes(np.ascontiguousarray(rgb[y0:y1, x0:x1]))]
+        meshes = [m + (x0, y0, 0.0) for m in self._meshes(np.ascontiguousarray(rgb[y0:y1, x0:x1]), mesher=mesher)]
         owner = match_meshes(meshes, [face.bbox])
         return meshes[owner[0]] if 0 in owner else None
 
@@ -224,7 +249,7 @@ class MediaPipeAnalyzer:
         worker, self._worker = getattr(self, "_worker", None), None
         if worker is not None:
             worker.shutdown(wait=True)
-        for attr in ("_detector", "_mesher", "_tasks"):
+        for attr in ("_detector", "_mesher", "_worker_mesher", "_tasks"):
             graph = getattr(self, attr, None)
             if graph is not None and hasattr(graph, "close"):
                 graph.close()

@@ -149,14 +149,17 @@ def test_tasks_api_path_runs_with_a_task_file_from_the_models_folder(monkeypatch
 
 
 def test_concurrent_detector_and_mesh_give_the_sequential_result(monkeypatch):
-    """The detector runs on the analyzer's worker thread while the mesh runs on the caller's; the records must
-    be exactly those of the same two graphs called one after the other (and faceless frames still give none)."""
+    """The detector runs on the analyzer's worker thread while the mesh runs on the caller's, and t1's three
+    sub-image passes go two at a time (the worker with a second mesh graph); the records must be exactly those
+    of one detector and one mesh graph called one after the other (and faceless frames still give none)."""
     from faceadapter_suite.face import backend_mediapipe
 
     frames = [photo(n) for n in ("astronaut", "grace_hopper", "tom_hanks", "t1")] + [np.zeros((64, 64, 3), np.uint8)]
     concurrent_analyzer = analysis.load_analyzer("mediapipe")
     concurrent = [concurrent_analyzer.detect(f) for f in frames]
     assert concurrent_analyzer._worker is not None, "the detector ran on the worker thread"
+    assert concurrent_analyzer._worker_mesher is not None, "t1's missed faces used the worker's mesh graph"
+    assert len(concurrent[3].faces) >= 3 and all(f.landmarks is not None for f in concurrent[3].faces)
 
     class Done:
         def __init__(self, value):
@@ -166,6 +169,7 @@ def test_concurrent_detector_and_mesh_give_the_sequential_result(monkeypatch):
             return self.value
 
     monkeypatch.setattr(backend_mediapipe.MediaPipeAnalyzer, "_in_worker", lambda self, fn, *a: Done(fn(*a)))
+    monkeypatch.setattr(backend_mediapipe.MediaPipeAnalyzer, "_mesher_for_worker", lambda self: self._mesher)
     sequential_analyzer = analysis.load_analyzer("mediapipe")
     sequential = [sequential_analyzer.detect(f) for f in frames]
     assert [len(r.faces) for r in concurrent] == [len(r.faces) for r in sequential] and len(concurrent[-1].faces) == 0
@@ -174,8 +178,9 @@ def test_concurrent_detector_and_mesh_give_the_sequential_result(monkeypatch):
             for field in ("bbox", "kps5", "landmarks"):
                 np.testing.assert_array_equal(getattr(fa, field), getattr(fb, field))
             assert fa.score == fb.score
+    assert sequential_analyzer._worker_mesher is None, "the reference used one mesh graph"
     concurrent_analyzer.close()
-    assert concurrent_analyzer._worker is None
+    assert concurrent_analyzer._worker is None and concurrent_analyzer._worker_mesher is None
 
 
 def test_frame_to_uint8_is_the_rounding_formula_on_ties_edges_and_random_values():
