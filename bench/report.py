@@ -200,7 +200,14 @@ def table_rows(benches: dict[str, dict]) -> list[tuple[str, str, str, str]]:
                          f"them {100 * ((long - frames_mb) / short - 1):+.1f} %"))
     else:
         rows.append(("FADM", "fadm.py", "—", _why(fa)))
-    rows.append(("FaceX", "pipeline ÷ bare model call", "—", "no bench yet: FaceX reuses the measured stages"))
+    fx = benches.get("facex")
+    if fx and "error" not in fx and "skipped" not in fx:
+        rows.append(("FaceX", "Decompose ÷ the bare forwards it makes (ArcFace, ID2Token, CLIP vision, Image2Token)",
+                     _x(fx.get("ratio_decompose_vs_bare_networks")),
+                     "≤ 1.5; " + ", ".join(f"{k} {v['decompose_s']} s" for k, v in fx.get("per_photo", {}).items())
+                     + f"; Assemble {fx.get('assemble_ms')} ms (no network of its own)"))
+    else:
+        rows.append(("FaceX", "facex.py", "—", _why(fx)))
     return rows
 
 

@@ -31,7 +31,11 @@ def test_fadm_and_standalone_rows_read_their_benches():
         "generation": {"dtype": "torch.float32", "one_source": {"frames": 16, "identity_encodes": 1},
                        "frames_1": {"ratio_standalone_per_step_over_bare": 1.001, "standalone_s_per_step": 38.8}},
     }
+    benches["facex"] = {"ratio_decompose_vs_bare_networks": 1.08, "assemble_ms": 41.5,
+                        "per_photo": {"grace_hopper": {"decompose_s": 2.1}, "astronaut": {"decompose_s": 2.0}}}
     rows = report.table_rows(benches)
+    assert _row(rows, "FaceX", "Decompose")[2] == "1.08×"
+    assert "grace_hopper 2.1 s" in _row(rows, "FaceX", "Decompose")[3] and "41.5 ms" in _row(rows, "FaceX", "Decompose")[3]
     assert _row(rows, "FADM", "Refine batch-8")[2] == "0.70×"
     assert _row(rows, "FADM", "peak RSS growth")[2] == "+18.4 %"
     assert "376.9 MB" in _row(rows, "FADM", "peak RSS growth")[3]
@@ -46,6 +50,7 @@ def test_a_bench_that_did_not_run_says_so():
     rows = _report().table_rows({"fadm": {"error": "killed (SIGKILL)"}})
     assert _row(rows, "FADM", "fadm.py")[3].startswith("failed: killed")
     assert _row(rows, "Face-Adapter standalone", "generation.py")[3] == "not run"
+    assert _row(rows, "FaceX", "facex.py")[3] == "not run"
     assert report_args_for_fadm() == ["--rss", "16", "256"]
 
 
