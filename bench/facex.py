@@ -25,7 +25,7 @@ from faceadapter_suite.face.analysis import detect_batch, load_analyzer  # noqa:
 from faceadapter_suite.face.sample_photos import load_sample  # noqa: E402
 from faceadapter_suite.generate.nets import FaceAdapterNets  # noqa: E402
 from faceadapter_suite.nodes import facex as facex_nodes  # noqa: E402
-from faceadapter_suite.spatial.projector_mesh import MeshProjector  # noqa: E402
+from faceadapter_suite.spatial.projectors import MeshProjector  # noqa: E402
 from faceadapter_suite.tools.random_models import ensure_random_models  # noqa: E402
 from generation_native import ForwardClock  # noqa: E402
 

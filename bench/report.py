@@ -218,7 +218,8 @@ def markdown(report: dict) -> str:
              + f", Python {m.get('python')}, torch {m.get('torch', '?')}"
              + (f", load average {m['load_average_1m']} when it started" if "load_average_1m" in m else ""))
     rerun = report.get("rerun")
-    again = f" ({', '.join(rerun['only'])} re-run then; the others from {rerun['others_from']})" if rerun else ""
+    again = (f" ({', '.join(rerun['only'])} re-run then; the others earlier: each bench's own time is listed below)"
+             if rerun else "")
     lines = [f"Measured {report['date']}{again} on: {where}. Full numbers: `docs/bench/latest.json`.", "",
              "| stage | measure | value | goal / note |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(cell.replace('|', '/') for cell in row)} |" for row in report["table"]]
