@@ -5,6 +5,8 @@ with the given MASK as it is (soft values kept: upstream's gen*m + bg*(1-m)) or 
 from the landmarks, optionally feathered on top.
 Only the frame region under the crop is touched, so frames of any size cost
 what the crop costs, and frames without a crop pass through bit-identical.
+The warp back is core/warp's, like the crop's: OpenCV 4.x's bilinear values whatever OpenCV is
+installed (OpenCV 5's float warpAffine moves values by up to 1/60).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from ..core.images import frame_float
+from ..core.warp import warp_affine
 from .align import TEMPLATE_256, fivepoint_similarity, warp_to_crop
 from .records import CropBatch, FaceCrop, invert_affine, transform_points
 
@@ -126,10 +129,9 @@ def paste_one(frame: np.ndarray, frame_mask: np.ndarray, crop_image: np.ndarray,
     roi_matrix = matrix.copy()
     roi_matrix[:, 2] += matrix[:, :2] @ np.array([x0, y0], np.float64)
 
-    def back(channels: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(np.ascontiguousarray(channels, np.float32), roi_matrix, (int(x1 - x0), int(y1 - y0)),
-                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
-                              borderValue=0)
+    def back(channels: np.ndarray) -> np.ndarray:  # the crop's pixels -> the frame's ROI, like the crop was cut
+        return warp_affine(np.ascontiguousarray(channels, np.float32), roi_matrix, (int(x1 - x0), int(y1 - y0)),
+                           inverse_map=True, border_value=0)
 
     pasted = back(np.dstack([crop_image, weights]))  # crop RGB + blend weight
     changed = back(np.dstack([delta, keep]))  # crop change + "unchanged" weight

@@ -180,3 +180,18 @@ def test_default_mask_from_five_points_covers_the_face():
         assert oval[y, x] == 1.0
     overlap = (oval * hull).sum() / np.maximum(oval, hull).sum()
     assert overlap > 0.7, "the oval and the mesh hull describe the same face region"
+
+
+def test_paste_back_does_not_depend_on_the_installed_opencvs_warp(monkeypatch):
+    """The crop and its way back use the pack's warp (OpenCV 4.x's values on any OpenCV): pasting must not call
+    cv2.warpAffine, and an unchanged crop still comes back as the frame."""
+    import cv2
+
+    image, crops, transforms = _crop("astronaut", "faceadapter_512")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("paste-back called cv2.warpAffine")
+
+    monkeypatch.setattr(cv2, "warpAffine", refuse)
+    out, _ = paste.paste_batch(image, crops, transforms)
+    assert torch.equal(out, image)
