@@ -163,3 +163,17 @@ def test_loaders_name_path_and_keys(tmp_path, facevid, renderer):
         load_fadm_diffusion(tmp_path / "diffusion.pth", TINY_RENDERER)
     text = str(err.value)
     assert str(tmp_path / "diffusion.pth") in text and "diffusion.ddim_c1" in text and "diffusion.extra" in text
+
+
+def test_inference_forward_is_the_autograd_forward_bit_for_bit(renderer):
+    """Under no_grad the denoiser's Blocks, residual adds and attention write into fresh outputs in place
+    (fewer full-size temporaries); the values must be exactly those of the plain forward autograd runs."""
+    coarse, attr = _coarse(2), torch.randn(2, 56)
+    levels, blurred = coarse_levels(coarse)
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([70, 3])
+    with torch.no_grad():
+        prepared = renderer.denoiser.condition_conv.prepare(levels, blurred, blurred, attr)
+        fast = renderer.denoiser(x, t, prepared)
+    with torch.enable_grad():
+        plain = renderer.denoiser(x, t, prepared).detach()
+    assert torch.equal(fast, plain)

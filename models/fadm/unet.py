@@ -43,8 +43,11 @@ class ResnetBlock(nn.Module):
         self.res_conv = nn.Conv2d(dim, dim_out, 1) if dim != dim_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, time_emb: torch.Tensor) -> torch.Tensor:
-        h = self.block1(x) + self.mlp(time_emb)[:, :, None, None]
-        return self.block2(h) + self.res_conv(x)
+        h = self.block1(x)
+        h += self.mlp(time_emb)[:, :, None, None]  # in place on the conv's fresh output: one temporary fewer
+        out = self.block2(h)
+        out += self.res_conv(x)
+        return out
 
 
 class SelfAttention(nn.Module):
@@ -60,7 +63,9 @@ class SelfAttention(nn.Module):
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).view(b, 3, c, h * w).unbind(1)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        return self.out(out.transpose(1, 2).reshape(b, c, h, w)) + x
+        out = self.out(out.transpose(1, 2).reshape(b, c, h, w))
+        out += x
+        return out
 
 
 class ResnetBlocWithAttn(nn.Module):
