@@ -3,12 +3,13 @@ frames, seed and steps, one run), Coarse Animate frames/s (face-vid2vid), and, w
 Refine on a short and a long video in fresh processes (streamed chunks: memory should not grow with length).
 
 Issue goal: batch 8 >= 1.5x batch 1 frames/s on a CPU (>= 4x on a GPU); RSS growth 16 -> 256 frames <= 10 %.
-Measured on 2 CPU cores (2026-12-04): batch 8 at 0.5-0.7x batch 1. The CPU time says why: the process's user
-time per frame is the same at batch 1 and 8 (2.68 vs 2.65 s for one denoiser call), and batch 1 already keeps
-both cores busy (user + system ÷ wall ~ 2.0), so batching has no idle core to fill; at batch 8 every
-activation is a fresh > 32 MB allocation that glibc maps and the kernel zeroes page by page (system time
-0.44 -> 2.25 s per frame; transparent huge pages cut the faults 24x but not the zeroing). The JSON reports
-user and system seconds per frame and the busy cores for each batch, so the ceiling is measured, not argued.
+Measured on 2 CPU cores (2026-12-04): batch 8 at 0.75x batch 1. The CPU time says why: the process's user
+time per frame is about the same at batch 1 and 8 (2.94 vs 2.69 s), and batch 1 already keeps both cores busy
+(user + system ÷ wall 1.98), so batching has no idle core to fill; at batch 8 every activation is a fresh
+> 32 MB allocation that glibc maps and the kernel zeroes page by page (system time 0.17 -> 1.31 s per frame;
+before the denoiser's in-place inference ops 0.44 -> 2.25 s and 0.54x; transparent huge pages cut the faults
+24x but not the zeroing). The JSON reports user and system seconds per frame and the busy cores for each
+batch, so the ceiling is measured, not argued.
 RSS 1828 -> 2164 MB for 16 -> 256 frames (+18 %), where the extra frames in and out take 377 MB: the working
 memory does not grow with the video, its frames do (ComfyUI holds a video as one IMAGE tensor).
 Refine's time per frame does not depend on the step count's split, so a few steps stand for upstream's 100.
@@ -71,15 +72,31 @@ def mem_available_mb() -> int:
     return int(line.split()[1]) // 1024
 
 
-def peak_rss(folder: Path, frames: int, steps: int, per_batch: int) -> float:
-    """Peak RSS (MB, the child's own VmHWM: ru_maxrss would carry the parent's peak across fork) of a fresh
-    process that refines ``frames`` frames."""
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident set (or its peak with ``VmHWM``) in MB, from /proc (Linux)."""
+    return int(next(x for x in open("/proc/self/status") if x.startswith(field)).split()[1]) / 1024
+
+
+def memory_run(frames: int, steps: int, per_batch: int, folder: Path) -> tuple[float, float]:
+    """In this (fresh) process: refine ``frames`` frames; (peak RSS in MB, RSS growth per frame after the first
+    16 frames in MB, the output's own frames, written as they come, included)."""
+    _, renderer, deca = models(folder)
+    marks: list[float] = []
+    refine(renderer, deca, clip(frames, 1), RefineSettings(0, steps, True, per_batch),
+           step=lambda: marks.append(rss_mb()))
+    per_frame = len(marks) / frames
+    start = int(16 * per_frame) - 1
+    slope = (marks[-1] - marks[start]) / (frames - 16) if frames > 16 else 0.0
+    return rss_mb("VmHWM"), slope
+
+
+def peak_rss(folder: Path, frames: int, steps: int, per_batch: int) -> tuple[float, float]:
+    """memory_run in a fresh process (the parent's peak and heap would carry over across fork)."""
     code = (f"import sys; sys.path.insert(0, {str(REPO / 'bench')!r}); import fadm; "
-            f"_, r, d = fadm.models(__import__('pathlib').Path({str(folder)!r})); "
-            f"fadm.refine(r, d, fadm.clip({frames}, 1), fadm.RefineSettings(0, {steps}, True, {per_batch})); "
-            "print(next(x for x in open('/proc/self/status') if x.startswith('VmHWM')).split()[1])")
+            f"print(*fadm.memory_run({frames}, {steps}, {per_batch}, __import__('pathlib').Path({str(folder)!r})))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    return int(out.split()[-1]) / 1024
+    peak, slope = out.split()[-2:]
+    return float(peak), float(slope)
 
 
 def main() -> None:
@@ -126,13 +143,15 @@ def main() -> None:
                 "~= these x steps / 100 (E_flame and the condition network run once per frame, not per step)",
     }
     if args.rss:
-        short, long = (peak_rss(args.models, n, 1, min(args.batches)) for n in args.rss)
+        (short, _), (long, slope) = (peak_rss(args.models, n, 1, min(args.batches)) for n in args.rss)
+        frame_mb = 256 * 256 * 3 * 4 / 2**20
         results.update({f"peak_rss_mb_{args.rss[0]}_frames": round(short, 1),
                         f"peak_rss_mb_{args.rss[1]}_frames": round(long, 1),
                         "rss_growth": round(long / short - 1, 4),
                         # what the extra frames themselves take: the input clip and the output IMAGE (float32)
-                        "rss_growth_of_frames_in_and_out_mb": round(2 * (args.rss[1] - args.rss[0]) * 256 * 256 * 3
-                                                                    * 4 / 2**20, 1)})
+                        "rss_growth_of_frames_in_and_out_mb": round(2 * (args.rss[1] - args.rss[0]) * frame_mb, 1),
+                        # RSS added per frame once a video runs, against the output frame written each time
+                        "rss_mb_per_frame_after_16": round(slope, 3), "output_frame_mb": round(frame_mb, 3)})
     emit("fadm", results)
 
 

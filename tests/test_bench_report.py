@@ -27,7 +27,8 @@ def test_fadm_and_standalone_rows_read_their_benches():
                  "refine_usage_batch_1": {"user_s_per_frame": 2.68, "system_s_per_frame": 0.44, "busy_cores": 1.99},
                  "refine_usage_batch_8": {"user_s_per_frame": 2.65, "system_s_per_frame": 2.25, "busy_cores": 1.83},
                  "peak_rss_mb_16_frames": 1828.0, "peak_rss_mb_256_frames": 2164.0,
-                 "rss_growth": 0.1838, "rss_growth_of_frames_in_and_out_mb": 376.9},
+                 "rss_growth": 0.1838, "rss_growth_of_frames_in_and_out_mb": 376.9,
+                 "rss_mb_per_frame_after_16": 0.781, "output_frame_mb": 0.75},
         "generation": {"dtype": "torch.float32", "one_source": {"frames": 16, "identity_encodes": 1},
                        "frames_1": {"ratio_standalone_per_step_over_bare": 1.001, "standalone_s_per_step": 38.8}},
     }
@@ -40,6 +41,7 @@ def test_fadm_and_standalone_rows_read_their_benches():
     assert _row(rows, "FADM", "peak RSS growth")[2] == "+18.4 %"
     assert "376.9 MB" in _row(rows, "FADM", "peak RSS growth")[3]
     assert "without them -2.2 %" in _row(rows, "FADM", "peak RSS growth")[3]  # (2164 - 376.9) / 1828 - 1
+    assert "grows 0.781 MB per frame after the 16th (one output frame is 0.75 MB)" in _row(rows, "FADM", "peak RSS")[3]
     assert "2.68 s user at batch 1, 2.65 s at batch 8" in _row(rows, "FADM", "Refine batch-8")[3]
     assert "1.99 cores busy" in _row(rows, "FADM", "Refine batch-8")[3]
     assert _row(rows, "Face-Adapter standalone", "diffusers path")[2] == "1.001×"
