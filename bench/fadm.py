@@ -3,12 +3,12 @@ frames, seed and steps, one run), Coarse Animate frames/s (face-vid2vid), and, w
 Refine on a short and a long video in fresh processes (streamed chunks: memory should not grow with length).
 
 Issue goal: batch 8 >= 1.5x batch 1 frames/s on a CPU (>= 4x on a GPU); RSS growth 16 -> 256 frames <= 10 %.
-Measured on 2 CPU cores (2026-12-04): batch 8 at 0.75x batch 1. The CPU time says why: the process's user
-time per frame is about the same at batch 1 and 8 (2.94 vs 2.69 s), and batch 1 already keeps both cores busy
-(user + system ÷ wall 1.98), so batching has no idle core to fill; at batch 8 every activation is a fresh
-> 32 MB allocation that glibc maps and the kernel zeroes page by page (system time 0.17 -> 1.31 s per frame;
-before the denoiser's in-place inference ops 0.44 -> 2.25 s and 0.54x; transparent huge pages cut the faults
-24x but not the zeroing). The JSON reports user and system seconds per frame and the busy cores for each
+Measured on 2 CPU cores (2026-12-04): batch 8 at 0.49-0.75x batch 1 from run to run. The CPU time says why:
+the process's user time per frame is about the same at batch 1 and 8 (2.7-2.9 s), and batch 1 already keeps
+both cores busy (user + system ÷ wall 1.94-1.98), so batching has no idle core to fill; at batch 8 every
+activation is a fresh > 32 MB allocation that glibc maps and the kernel zeroes page by page (system time per
+frame 0.17-0.19 s at batch 1, 1.3-2.3 s at batch 8, which is what varies; before the denoiser's in-place
+inference ops 0.44 and 2.25 s; transparent huge pages cut the faults 24x but not the zeroing). The JSON reports user and system seconds per frame and the busy cores for each
 batch, so the ceiling is measured, not argued.
 RSS 1828 -> 2164 MB for 16 -> 256 frames (+18 %), where the extra frames in and out take 377 MB: the working
 memory does not grow with the video, its frames do (ComfyUI holds a video as one IMAGE tensor).
