@@ -32,11 +32,10 @@ import json
 import resource
 import subprocess
 import sys
-import time
 
 import numpy as np
 
-from _common import emit  # imports the pack as faceadapter_suite
+from _common import emit, status_mb, timed  # imports the pack as faceadapter_suite
 
 from faceadapter_suite.core.images import uint8_to_image
 from faceadapter_suite.face import align, analysis, paste, sample_photos, select
@@ -57,13 +56,6 @@ def video(frames: int, size: int = 512) -> np.ndarray:
     return out
 
 
-def _status_mb(field: str) -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
 def reset_peak() -> float:
     """Reset the kernel's peak-RSS mark (Linux) and return the current RSS in MB."""
     try:
@@ -71,11 +63,11 @@ def reset_peak() -> float:
             f.write("5")
     except OSError:
         pass
-    return _status_mb("VmRSS")
+    return status_mb("VmRSS")
 
 
 def peak_mb() -> float:
-    peak = _status_mb("VmHWM")
+    peak = status_mb("VmHWM")
     return peak if peak == peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -199,7 +191,7 @@ def timing(frames: int = 48) -> dict:
         for _ in range(repeats):
             for i in range(len(rgbs)):
                 for k, fn in runs.items():
-                    best[k][i] = min(best[k][i], _time(lambda: fn(i)))
+                    best[k][i] = min(best[k][i], timed(lambda: fn(i)))
         best = {k: sum(v) for k, v in best.items()}
         t_bare, t_mesh, t_ours, t_job, t_same = (best[k] / len(rgbs) for k in ("bare", "mesh", "ours", "job", "same"))
         results[label] = {"frames": len(rgbs), "repeats": repeats, "ms_per_frame_ours": round(t_ours * 1e3, 2),
@@ -212,12 +204,6 @@ def timing(frames: int = 48) -> dict:
                           "ms_per_frame_bare_same_calls": round(t_same * 1e3, 2),
                           "ratio_vs_bare_same_calls": round(t_ours / t_same, 3)}
     return results
-
-
-def _time(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:

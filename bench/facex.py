@@ -13,11 +13,9 @@ no network of its own: it is timed in ms, together with its share of a Decompose
 from __future__ import annotations
 
 import argparse
-import os
-import time
 from pathlib import Path
 
-from _common import emit
+from _common import RANDOM_MODELS_CACHE, best_of, emit, timed
 
 from faceadapter_suite.core import comfy_bridge  # noqa: E402
 from faceadapter_suite.core.images import uint8_to_image  # noqa: E402
@@ -29,8 +27,6 @@ from faceadapter_suite.spatial.projectors import MeshProjector  # noqa: E402
 from faceadapter_suite.tools.random_models import ensure_random_models  # noqa: E402
 from generation_native import ForwardClock  # noqa: E402
 
-CACHE = Path(os.environ.get("FACEADAPTER_RANDOM_MODELS_CACHE",
-                            Path.home() / ".cache" / "faceadapter-suite" / "random-models"))
 PHOTOS = ("grace_hopper", "astronaut")
 
 
@@ -39,7 +35,7 @@ def main() -> None:
     parser.add_argument("--models", help="a folder from scripts/make_random_models.py (default: the tier-2 cache)")
     parser.add_argument("--repeat", type=int, default=3, help="timed Decompose calls per photo (best is kept)")
     args = parser.parse_args()
-    models = Path(args.models) if args.models else ensure_random_models(CACHE / "fp16", dtype="fp16")
+    models = Path(args.models) if args.models else ensure_random_models(RANDOM_MODELS_CACHE / "fp16", dtype="fp16")
     comfy_bridge.set_models_dir(models)
     nets = FaceAdapterNets.found()
     analyzer = load_analyzer("mediapipe")
@@ -62,9 +58,7 @@ def main() -> None:
         best_wall, best_bare = float("inf"), float("inf")
         for _ in range(args.repeat):
             inside = sum(c.seconds for c in clocks.values())
-            start = time.perf_counter()
-            decompose(name)
-            wall = time.perf_counter() - start
+            wall = timed(lambda: decompose(name))
             if wall < best_wall:
                 best_wall, best_bare = wall, sum(c.seconds for c in clocks.values()) - inside
         per_photo[name] = {"decompose_s": round(best_wall, 3), "bare_networks_s": round(best_bare, 3),
@@ -74,7 +68,7 @@ def main() -> None:
               "hair": "background", "background": "A"}
     pair = (faces["grace_hopper"], faces["astronaut"])
     assemble(*pair, **recipe)
-    assemble_s = min(_timed(lambda: assemble(*pair, **recipe)) for _ in range(args.repeat))
+    assemble_s = best_of(lambda: assemble(*pair, **recipe), args.repeat)
     wall = sum(v["decompose_s"] for v in per_photo.values())
     bare = sum(v["bare_networks_s"] for v in per_photo.values())
     emit("facex", {
@@ -85,12 +79,6 @@ def main() -> None:
         "note": "networks: ArcFace, ID2Token, CLIP vision tower, Image2Token (full-size random weights, fp32 CPU "
                 "unless a GPU is found); the rest is crop, mesh fit, regions and pooling",
     })
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

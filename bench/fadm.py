@@ -25,18 +25,17 @@ import argparse
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from _common import REPO, emit
+from _common import RANDOM_MODELS_CACHE, REPO, emit, status_mb, timed
 
 from faceadapter_suite.animate.models import CoarseGenerator, DecaEncoder, FadmRenderer  # noqa: E402
 from faceadapter_suite.animate.video import RefineSettings, coarse_animate, refine  # noqa: E402
 from faceadapter_suite.tools.random_models import ensure_random_models  # noqa: E402
 
-DEFAULT_MODELS = Path.home() / ".cache" / "faceadapter-suite" / "random-models" / "fp16"
+DEFAULT_MODELS = RANDOM_MODELS_CACHE / "fp16"
 
 
 def models(folder: Path) -> tuple[CoarseGenerator, FadmRenderer, DecaEncoder]:
@@ -47,12 +46,6 @@ def models(folder: Path) -> tuple[CoarseGenerator, FadmRenderer, DecaEncoder]:
 
 def clip(count: int, seed: int) -> torch.Tensor:
     return torch.rand(count, 256, 256, 3, generator=torch.Generator().manual_seed(seed))
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def timed_cpu(fn) -> tuple[float, float, float]:
@@ -72,25 +65,20 @@ def mem_available_mb() -> int:
     return int(line.split()[1]) // 1024
 
 
-def rss_mb(field: str = "VmRSS") -> float:
-    """This process's resident set (or its peak with ``VmHWM``) in MB, from /proc (Linux)."""
-    return int(next(x for x in open("/proc/self/status") if x.startswith(field)).split()[1]) / 1024
-
-
 def memory_run(frames: int, steps: int, per_batch: int, folder: Path) -> tuple[float, float]:
     """In this (fresh) process: refine ``frames`` frames; (peak RSS in MB, RSS growth per frame after the first
     16 frames in MB, the output's own frames, written as they come, included)."""
     _, renderer, deca = models(folder)
     marks: list[float] = []
     refine(renderer, deca, clip(frames, 1), RefineSettings(0, steps, True, per_batch),
-           step=lambda: marks.append(rss_mb()))
+           step=lambda: marks.append(status_mb("VmRSS")))
     per_frame = len(marks) / frames
     start = int(16 * per_frame) - 1
     slope = (marks[-1] - marks[start]) / (frames - 16) if frames > 16 else 0.0
-    return rss_mb("VmHWM"), slope
+    return status_mb("VmHWM"), slope
 
 
-def peak_rss(folder: Path, frames: int, steps: int, per_batch: int) -> tuple[float, float]:
+def memory_in_fresh_process(folder: Path, frames: int, steps: int, per_batch: int) -> tuple[float, float]:
     """memory_run in a fresh process (the parent's peak and heap would carry over across fork)."""
     code = (f"import sys; sys.path.insert(0, {str(REPO / 'bench')!r}); import fadm; "
             f"print(*fadm.memory_run({frames}, {steps}, {per_batch}, __import__('pathlib').Path({str(folder)!r})))")
@@ -143,7 +131,7 @@ def main() -> None:
                 "~= these x steps / 100 (E_flame and the condition network run once per frame, not per step)",
     }
     if args.rss:
-        (short, _), (long, slope) = (peak_rss(args.models, n, 1, min(args.batches)) for n in args.rss)
+        (short, _), (long, slope) = (memory_in_fresh_process(args.models, n, 1, min(args.batches)) for n in args.rss)
         frame_mb = 256 * 256 * 3 * 4 / 2**20
         results.update({f"peak_rss_mb_{args.rss[0]}_frames": round(short, 1),
                         f"peak_rss_mb_{args.rss[1]}_frames": round(long, 1),

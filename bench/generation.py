@@ -14,11 +14,10 @@ values) in the tier-2 cache; ``--models`` names another folder from scripts/make
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-from _common import emit
+from _common import RANDOM_MODELS_CACHE, emit
 
 from faceadapter_suite.core import comfy_bridge  # noqa: E402
 from faceadapter_suite.core.cache import MODEL_CACHE  # noqa: E402
@@ -27,8 +26,6 @@ from faceadapter_suite.generate.nets import FaceAdapterNets  # noqa: E402
 from faceadapter_suite.tools.random_models import ensure_random_models  # noqa: E402
 from generation_native import ForwardClock, spatial_record  # noqa: E402
 
-CACHE = Path(os.environ.get("FACEADAPTER_RANDOM_MODELS_CACHE",
-                            Path.home() / ".cache" / "faceadapter-suite" / "random-models"))
 
 
 def per_step(models: Path, frames: int, steps: int) -> dict:
@@ -59,7 +56,7 @@ def per_step(models: Path, frames: int, steps: int) -> dict:
 def identity_encodes(frames: int) -> dict:
     """ArcFace + ID2Token runs for one source photo driving ``frames`` frames, end to end (tiny set, 1 step)."""
     MODEL_CACHE.clear()
-    comfy_bridge.set_models_dir(ensure_random_models(CACHE / "tiny", tiny=True))
+    comfy_bridge.set_models_dir(ensure_random_models(RANDOM_MODELS_CACHE / "tiny", tiny=True))
     nets, files = FaceAdapterNets.found(), standalone.DiffusionFiles.found()
     spatial, image = spatial_record(frames)
     counts = {"id2token": 0, "arcface_forwards": 0}
@@ -85,7 +82,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="sampling steps of the timed render (>= 2)")
     parser.add_argument("--encode-frames", type=int, default=16, help="frames one source drives (encode count)")
     args = parser.parse_args()
-    models = Path(args.models) if args.models else ensure_random_models(CACHE / "fp16", dtype="fp16")
+    models = Path(args.models) if args.models else ensure_random_models(RANDOM_MODELS_CACHE / "fp16", dtype="fp16")
     results = {f"frames_{n}": per_step(models, n, max(args.steps, 2)) for n in args.frames}
     emit("generation", {"size": 512, "models": str(models), "dtype": str(standalone.DIFFUSION_DTYPE),
                         **results, "one_source": identity_encodes(args.encode_frames)})

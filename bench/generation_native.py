@@ -100,7 +100,7 @@ def main() -> None:
               'Python that has its requirements)"}')
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import emit
+    from _common import RANDOM_MODELS_CACHE, emit
 
     import comfy.sd
     import comfy.utils
@@ -110,9 +110,7 @@ def main() -> None:
     from faceadapter_suite.nodes import generation
     from faceadapter_suite.tools.random_models import ensure_random_models
 
-    cache = Path(os.environ.get("FACEADAPTER_RANDOM_MODELS_CACHE",
-                                Path.home() / ".cache" / "faceadapter-suite" / "random-models"))
-    models = Path(args.models) if args.models else ensure_random_models(cache / "fp16", dtype="fp16")
+    models = Path(args.models) if args.models else ensure_random_models(RANDOM_MODELS_CACHE / "fp16", dtype="fp16")
     fa = models / "faceadapter"
     nets = FaceAdapterNets(fa / "net_id2token.pth", fa / "net_image2token.pth",
                            fa / "third_party" / "insightface_glint360k.pth", fa / "vision_encoder",

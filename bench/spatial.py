@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from _common import emit
+from _common import emit, timed
 from face_detect import bare_mediapipe, video
 
 from faceadapter_suite.core.images import uint8_to_image  # noqa: E402
@@ -46,7 +46,7 @@ def main(frames: int = 24, repeat: int = 3) -> None:
     bare = bare_mediapipe()
     bare(list(clip[:2]))
     t_stage = min(stage(analyzer, source_img, source_faces, clip) for _ in range(repeat)) / frames
-    t_bare = min(_timed(lambda: bare(list(clip))) for _ in range(repeat)) / frames
+    t_bare = min(timed(lambda: bare(list(clip))) for _ in range(repeat)) / frames
     emit("spatial_condition", {
         "frames": frames, "frame_size": list(clip.shape[1:3]),
         "ms_per_frame_stage": round(t_stage * 1e3, 2),
@@ -54,12 +54,6 @@ def main(frames: int = 24, repeat: int = 3) -> None:
         "ratio_stage_vs_bare_mediapipe": round(t_stage / t_bare, 3),
         "note": "stage = detect + select + mesh projector + hull area + control composition, via node classes",
     })
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":
