@@ -42,8 +42,7 @@ def frame_to_uint8(image: torch.Tensor, index: int) -> np.ndarray:
     +inf and values above 8.4e6 come out 0 there. 2.4 -> 1.3 ms on a 1280x886 frame."""
     import cv2
 
-    frame = frame_float(image, index, writable=False)
-    return cv2.multiply(np.ascontiguousarray(frame), 255.0, dtype=cv2.CV_8U)
+    return cv2.multiply(frame_float(image, index, writable=False), 255.0, dtype=cv2.CV_8U)  # C-contiguous
 
 
 def image_to_uint8(image: torch.Tensor) -> np.ndarray:

@@ -200,19 +200,21 @@ def warp_affine(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], inve
 
     fits = c <= 4 and max(*img.shape[:2], width, height) < 2**15 - 1  # cv2.remap's limits
     use_remap = fast and fits and remap_is_exact(img.dtype.str)
+
+    def sample(left: int, top: int, w: int, h: int, dst: np.ndarray | None = None) -> np.ndarray:
+        x, y = _source_coords(m, w, h, left, top)
+        return _remap(src, x, y, border, dst) if use_remap else _sample_numpy(img, x, y, border, w, h, squeeze)
+
     window = _destination_window(m, width, height, img.shape[1], img.shape[0])
     if window is None:
-        x, y = _source_coords(m, width, height)
-        result = _remap(src, x, y, border, out) if use_remap else _sample_numpy(img, x, y, border, width, height, squeeze)
+        result = sample(0, 0, width, height, out)
     else:
         x0, y0, x1, y1 = window
         shape = (height, width) + src.shape[2:]
         result = out if out is not None and out.shape == shape and out.dtype == src.dtype else np.empty(shape, src.dtype)
         result[...] = border[0] if squeeze else border
         if x1 > x0 and y1 > y0:
-            x, y = _source_coords(m, x1 - x0, y1 - y0, x0, y0)
-            result[y0:y1, x0:x1] = (_remap(src, x, y, border) if use_remap
-                                    else _sample_numpy(img, x, y, border, x1 - x0, y1 - y0, squeeze))
+            result[y0:y1, x0:x1] = sample(x0, y0, x1 - x0, y1 - y0)
     if out is not None and result is not out:
         out[...] = result
         return out
